@@ -1,0 +1,83 @@
+"""The one configuration of an SGSCN run: a frozen, hashable dataclass.
+
+It is passed to the jitted functions as a static argument, so two runs with equal
+configurations share one compiled program. Defaults are those of the published code
+(Ahn, Feng, Kim, MICCAI 2021) except where the published code is broken; each such
+departure is said at its field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Tuple
+
+# The published total loss is 1 * L_ce + 5 * L_ss + 1 * L_cc. The published L_cc is
+# broken (see `losses.context_consistency_loss`), so ours has its own default weight.
+DEFAULT_LOSS_WEIGHTS: Tuple[Tuple[str, float], ...] = (
+    ("cross_entropy", 1.0),
+    ("sparse_spatial", 5.0),
+    ("context_consistency", 1.0),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Settings of the per-image optimisation.
+
+  Attributes:
+    n_channels: channels of every layer and of the response map S; the maximum number
+      of clusters (published: 100).
+    n_conv: number of 3x3 `conv -> ReLU -> BN` blocks before the final `conv 1x1 -> BN`
+      (published: 2).
+    learning_rate: SGD learning rate (published: 0.1; the paper uses 0.05 for ultrasound).
+    momentum: SGD momentum (published: 0.9).
+    iterations: maximum number of update steps per image (published: 50).
+    min_labels: stop an image once the argmax of its *pre-update* response has at most
+      this many distinct labels (published: 3). Used only when `early_stop` is true.
+    early_stop: stop each image at `min_labels` (a `lax.while_loop`); if false every image
+      runs exactly `iterations` steps (a `lax.fori_loop`).
+    loss_weights: `(name, weight)` pairs; the total loss is
+      `sum(weight * LOSS_TERMS[name](response, image, coordinates))`. A term with weight 0
+      is not computed. Register a new term with `losses.register_loss_term`.
+    bn_epsilon: BatchNorm epsilon (PyTorch's default, 1e-5).
+  """
+
+  n_channels: int = 100
+  n_conv: int = 2
+  learning_rate: float = 0.1
+  momentum: float = 0.9
+  iterations: int = 50
+  min_labels: int = 3
+  early_stop: bool = True
+  loss_weights: Tuple[Tuple[str, float], ...] = DEFAULT_LOSS_WEIGHTS
+  bn_epsilon: float = 1e-5
+
+  def __post_init__(self):
+    if self.n_channels < 2:
+      raise ValueError(f"n_channels must be >= 2, got {self.n_channels}")
+    if self.n_conv < 1:
+      raise ValueError(f"n_conv must be >= 1, got {self.n_conv}")
+    if self.iterations < 0:
+      raise ValueError(f"iterations must be >= 0, got {self.iterations}")
+    if self.min_labels < 1:
+      raise ValueError(f"min_labels must be >= 1, got {self.min_labels}")
+    # Accept a dict for convenience; store a hashable tuple.
+    weights = self.loss_weights
+    if isinstance(weights, dict):
+      weights = tuple(weights.items())
+    weights = tuple((str(n), float(w)) for n, w in weights)
+    names = [n for n, _ in weights]
+    if len(set(names)) != len(names):
+      raise ValueError(f"loss_weights names a term twice: {names}")
+    object.__setattr__(self, "loss_weights", weights)
+
+  @property
+  def active_terms(self) -> Tuple[Tuple[str, float], ...]:
+    """The `(name, weight)` pairs with a non-zero weight, in configuration order."""
+    return tuple((n, w) for n, w in self.loss_weights if w != 0.0)
+
+  def with_weights(self, **weights: float) -> "Config":
+    """A copy with some loss weights changed or added, e.g. `with_weights(sparse_spatial=1)`."""
+    merged = dict(self.loss_weights)
+    merged.update(weights)
+    return dataclasses.replace(self, loss_weights=tuple(merged.items()))

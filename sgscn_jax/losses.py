@@ -1,0 +1,140 @@
+"""The loss terms of SGSCN, each a pure function `(response, image, coordinates) -> scalar`.
+
+Shapes, for spatial rank r (2 for images, 3 for volumes), P pixels, C channels:
+  response     S  `[*spatial, C]`   the network's output (BN-normalised logits)
+  image           `[*spatial, C_in]` the input, float in [0, 1]
+  coordinates  x  `[*spatial, r]`   each pixel's position, every axis mapped to [-1, 1]
+
+The total loss is `sum_name weight[name] * LOSS_TERMS[name](S, image, x)` over the weights in
+`Config.loss_weights`. A new term is one function registered with `register_loss_term`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Tuple
+
+import jax
+import jax.numpy as jnp
+
+LossTerm = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+def cluster_labels(response: jax.Array) -> jax.Array:
+  """The pseudo-labels C = argmax_c S[..., c], int32 `[*spatial]`."""
+  return jnp.argmax(response, axis=-1).astype(jnp.int32)
+
+
+def cross_entropy_loss(response, image, coordinates):
+  """Self-labelling cross-entropy, SGSCN's L_ce (paper Eq. 1).
+
+  L_ce = -(1/P) sum_p log softmax(S_p)[C_p],  C_p = argmax_c S_p,c held constant
+  (no gradient flows through the targets).
+  """
+  del image, coordinates
+  targets = jax.lax.stop_gradient(cluster_labels(response))
+  log_probs = jax.nn.log_softmax(response, axis=-1)
+  picked = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)
+  return -jnp.mean(picked)
+
+
+def sparse_spatial_loss(response, image, coordinates):
+  """Sparse spatial loss L_ss (paper Eq. 2): L1 of the response's finite differences.
+
+  L_ss = sum_a mean_{p, c} |S[p + e_a, c] - S[p, c]|  over the r spatial axes a
+  (means over all P' x C differences of that axis, as the published code; in 2D the
+  published `lhpy + lhpz`).
+  """
+  del image, coordinates
+  total = 0.0
+  for axis in range(response.ndim - 1):
+    total = total + jnp.mean(jnp.abs(jnp.diff(response, axis=axis)))
+  return total
+
+
+def soft_cluster_moments(response: jax.Array, coordinates: jax.Array):
+  """Mass, centre and spatial variance of each cluster as a soft spatial density.
+
+  With soft assignments q = softmax_c(S) `[P, C]`:
+    m_c   = (1/P) sum_p q_pc                               (mass, sums to 1 over c)
+    mu_c  = sum_p q_pc x_p / sum_p q_pc                    `[C, r]`
+    var_c = sum_p q_pc |x_p - mu_c|^2 / sum_p q_pc         in [0, r] (x in [-1, 1]^r)
+  Returns `(m [C], mu [C, r], var [C])`.
+  """
+  c = response.shape[-1]
+  r = coordinates.shape[-1]
+  q = jax.nn.softmax(response.reshape(-1, c), axis=-1)
+  x = coordinates.reshape(-1, r)
+  total = jnp.sum(q, axis=0)                                     # [C]
+  safe = jnp.maximum(total, 1e-6)
+  mu = (q.T @ x) / safe[:, None]                                 # [C, r]
+  second = (q.T @ jnp.sum(jnp.square(x), axis=-1)) / safe        # [C]
+  var = jnp.clip(second - jnp.sum(jnp.square(mu), axis=-1), 0.0, r)
+  return total / q.shape[0], mu, var
+
+
+def context_consistency_loss(response, image, coordinates):
+  """Context-based consistency loss L_cc (paper Eq. 3-4), built on a proper density.
+
+  Each cluster c is a spatial probability distribution q_c(p) = q_pc / sum_p q_pc with
+  q = softmax_c(S); its spatial variance var_c (see `soft_cluster_moments`) measures how
+  scattered it is. Clusters are weighted by their mass m_c:
+
+      L_cc = sum_c m_c var_c / r      in [0, 1],
+
+  i.e. the mean over pixels of the (soft) squared distance to the pixel's own cluster
+  centre, per axis. Bounded, differentiable everywhere. The published code instead divides
+  the raw BN output (signed, zero-mean) by its own near-zero sum, which is not a density.
+  """
+  del image
+  mass, _, var = soft_cluster_moments(response, coordinates)
+  return jnp.sum(mass * var) / coordinates.shape[-1]
+
+
+LOSS_TERMS: Dict[str, LossTerm] = {
+    "cross_entropy": cross_entropy_loss,
+    "sparse_spatial": sparse_spatial_loss,
+    "context_consistency": context_consistency_loss,
+}
+
+
+def register_loss_term(name: str, fn: LossTerm, *, overwrite: bool = False) -> LossTerm:
+  """Makes `fn(response, image, coordinates) -> scalar` usable as `loss_weights` name `name`."""
+  if name in LOSS_TERMS and not overwrite:
+    raise ValueError(f"a loss term named {name!r} is already registered")
+  LOSS_TERMS[name] = fn
+  return fn
+
+
+def loss_term(name: str) -> LossTerm:
+  try:
+    return LOSS_TERMS[name]
+  except KeyError:
+    raise ValueError(f"unknown loss term {name!r}; registered: {sorted(LOSS_TERMS)}") from None
+
+
+def total_loss(response, image, coordinates,
+               weights: Tuple[Tuple[str, float], ...]) -> Tuple[jax.Array, Dict[str, jax.Array]]:
+  """`(sum_n w_n L_n, {n: L_n})` over the `(name, weight)` pairs `weights`."""
+  terms = {name: loss_term(name)(response, image, coordinates) for name, _ in weights}
+  total = sum(w * terms[name] for name, w in weights)
+  return total, terms
+
+
+def coordinate_grid(spatial_shape: Tuple[int, ...], spacing=None) -> jax.Array:
+  """Pixel coordinates `[*spatial, r]`, each axis spanning [-1, 1].
+
+  With `spacing` (physical size of a voxel per axis), axes keep their physical proportions:
+  the longest physical extent spans [-1, 1] and shorter ones a centred sub-interval.
+  """
+  axes = []
+  if spacing is None:
+    for n in spatial_shape:
+      axes.append(jnp.linspace(-1.0, 1.0, n) if n > 1 else jnp.zeros((1,)))
+  else:
+    extents = [max(n - 1, 1) * s for n, s in zip(spatial_shape, spacing)]
+    longest = max(extents)
+    for n, extent in zip(spatial_shape, extents):
+      half = extent / longest
+      axes.append(jnp.linspace(-half, half, n) if n > 1 else jnp.zeros((1,)))
+  grids = jnp.meshgrid(*axes, indexing="ij")
+  return jnp.stack(grids, axis=-1).astype(jnp.float32)
