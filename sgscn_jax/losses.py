@@ -77,14 +77,24 @@ def context_consistency_loss(response, image, coordinates):
 
   Each cluster c is a spatial probability distribution q_c(p) = q_pc / sum_p q_pc with
   q = softmax_c(S); its spatial variance var_c (see `soft_cluster_moments`) measures how
-  scattered it is. Clusters are weighted by their mass m_c:
+  scattered it is. Every cluster counts alike:
 
-      L_cc = sum_c m_c var_c / r      in [0, 1],
+      L_cc = (1 / (C r)) sum_c var_c      in [0, 1].
 
-  i.e. the mean over pixels of the (soft) squared distance to the pixel's own cluster
-  centre, per axis. Bounded, differentiable everywhere. The published code instead divides
-  the raw BN output (signed, zero-mean) by its own near-zero sum, which is not a density.
+  Bounded and differentiable everywhere. The published code instead divides the raw BN
+  output (signed, zero-mean) by its own near-zero sum, which is not a density.
+  Weighting clusters by their mass instead (`context_consistency_mass_weighted`) does not
+  measure compactness at all: by the law of total variance sum_c m_c var_c equals the
+  image's total coordinate variance minus the spread of the cluster centres, so a
+  compact centred blob scores the same as the same pixels scattered.
   """
+  del image
+  _, _, var = soft_cluster_moments(response, coordinates)
+  return jnp.mean(var) / coordinates.shape[-1]
+
+
+def context_consistency_mass_weighted_loss(response, image, coordinates):
+  """L_cc with clusters weighted by mass: sum_c m_c var_c / r in [0, 1] (for ablations)."""
   del image
   mass, _, var = soft_cluster_moments(response, coordinates)
   return jnp.sum(mass * var) / coordinates.shape[-1]
@@ -94,6 +104,7 @@ LOSS_TERMS: Dict[str, LossTerm] = {
     "cross_entropy": cross_entropy_loss,
     "sparse_spatial": sparse_spatial_loss,
     "context_consistency": context_consistency_loss,
+    "context_consistency_mass_weighted": context_consistency_mass_weighted_loss,
 }
 
 

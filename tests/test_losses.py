@@ -1,0 +1,163 @@
+"""Each loss term against a NumPy computation on hand-built inputs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sgscn_jax import losses
+
+
+def _np_softmax(s):
+  e = np.exp(s - s.max(-1, keepdims=True))
+  return e / e.sum(-1, keepdims=True)
+
+
+@pytest.fixture
+def response():
+  return np.random.default_rng(0).normal(size=(5, 7, 4)).astype(np.float32)
+
+
+def _grid(h, w):
+  return np.asarray(losses.coordinate_grid((h, w)))
+
+
+def test_coordinate_grid_spans_minus_one_to_one():
+  x = _grid(3, 5)
+  assert x.shape == (3, 5, 2)
+  np.testing.assert_allclose(x[:, 0, 0], [-1, 0, 1])
+  np.testing.assert_allclose(x[0, :, 1], [-1, -0.5, 0, 0.5, 1])
+
+
+def test_coordinate_grid_with_spacing_keeps_physical_proportions():
+  x = np.asarray(losses.coordinate_grid((3, 5), spacing=(2.0, 1.0)))
+  # extents: 2 * 2 = 4 and 4 * 1 = 4: both span [-1, 1]
+  np.testing.assert_allclose(x[:, 0, 0], [-1, 0, 1])
+  x = np.asarray(losses.coordinate_grid((3, 5), spacing=(1.0, 1.0)))
+  np.testing.assert_allclose(x[:, 0, 0], [-0.5, 0, 0.5])
+
+
+def test_cross_entropy_matches_numpy(response):
+  value = losses.cross_entropy_loss(response, None, None)
+  targets = response.argmax(-1)
+  logp = np.log(_np_softmax(response.astype(np.float64)))
+  expected = -np.take_along_axis(logp, targets[..., None], -1).mean()
+  np.testing.assert_allclose(value, expected, rtol=1e-6)
+
+
+def test_cross_entropy_targets_are_held_constant(response):
+  # d/dS of -log softmax(S)[t] with t fixed is softmax(S) - onehot(t), divided by P.
+  grad = jax.grad(losses.cross_entropy_loss)(jnp.asarray(response), None, None)
+  p = _np_softmax(response.astype(np.float64))
+  onehot = np.eye(4)[response.argmax(-1)]
+  np.testing.assert_allclose(grad, (p - onehot) / 35, atol=1e-7)
+
+
+def test_sparse_spatial_matches_numpy(response):
+  value = losses.sparse_spatial_loss(response, None, None)
+  expected = (np.abs(response[1:] - response[:-1]).mean()
+              + np.abs(response[:, 1:] - response[:, :-1]).mean())
+  np.testing.assert_allclose(value, expected, rtol=1e-6)
+
+
+def test_sparse_spatial_in_3d_sums_all_three_axes():
+  s = np.random.default_rng(1).normal(size=(3, 4, 5, 2)).astype(np.float32)
+  expected = sum(np.abs(np.diff(s, axis=a)).mean() for a in range(3))
+  np.testing.assert_allclose(losses.sparse_spatial_loss(s, None, None), expected, rtol=1e-6)
+
+
+def test_constant_response_has_no_spatial_loss():
+  s = np.ones((4, 4, 3), np.float32)
+  assert float(losses.sparse_spatial_loss(s, None, None)) == 0.0
+
+
+def test_soft_cluster_moments_match_numpy(response):
+  x = _grid(5, 7)
+  mass, mu, var = losses.soft_cluster_moments(response, x)
+  q = _np_softmax(response.astype(np.float64)).reshape(-1, 4)
+  xs = x.reshape(-1, 2).astype(np.float64)
+  for c in range(4):
+    w = q[:, c] / q[:, c].sum()
+    centre = (w[:, None] * xs).sum(0)
+    np.testing.assert_allclose(mu[c], centre, atol=1e-5)
+    np.testing.assert_allclose(var[c], (w * ((xs - centre) ** 2).sum(-1)).sum(), atol=1e-5)
+  np.testing.assert_allclose(mass, q.mean(0), atol=1e-6)
+  np.testing.assert_allclose(float(mass.sum()), 1.0, atol=1e-6)
+
+
+def test_context_consistency_matches_numpy(response):
+  x = _grid(5, 7)
+  q = _np_softmax(response.astype(np.float64)).reshape(-1, 4)
+  xs = x.reshape(-1, 2).astype(np.float64)
+  expected = 0.0
+  for c in range(4):
+    w = q[:, c] / q[:, c].sum()
+    centre = (w[:, None] * xs).sum(0)
+    expected += (w * ((xs - centre) ** 2).sum(-1)).sum()
+  expected /= 2 * 4
+  np.testing.assert_allclose(losses.context_consistency_loss(response, None, x), expected, rtol=1e-5)
+
+
+def _one_hot_response(labels, c, scale=20.0):
+  return (np.eye(c)[labels] * scale).astype(np.float32)
+
+
+def test_context_consistency_prefers_a_compact_blob_to_scattered_pixels():
+  h = w = 32
+  yy, xx = np.mgrid[:h, :w]
+  blob = ((yy - 16) ** 2 + (xx - 16) ** 2) < 36
+  scattered = np.zeros_like(blob)
+  idx = np.random.default_rng(0).permutation(h * w)[: blob.sum()]
+  scattered.ravel()[idx] = True
+  x = _grid(h, w)
+  compact = losses.context_consistency_loss(_one_hot_response(blob.astype(int), 2), None, x)
+  spread = losses.context_consistency_loss(_one_hot_response(scattered.astype(int), 2), None, x)
+  # The blob cluster is far more compact; the complement barely changes.
+  assert float(compact) < float(spread) - 0.03, (float(compact), float(spread))
+
+
+def test_context_consistency_is_bounded_and_has_finite_gradients():
+  rng = np.random.default_rng(2)
+  x = _grid(16, 16)
+  for scale in (1e-3, 1.0, 1e3):
+    s = jnp.asarray(rng.normal(size=(16, 16, 10)) * scale, jnp.float32)
+    value, grad = jax.value_and_grad(losses.context_consistency_loss)(s, None, x)
+    assert 0.0 <= float(value) <= 1.0
+    assert np.all(np.isfinite(grad))
+
+
+def test_all_gradients_finite_on_random_input():
+  rng = np.random.default_rng(3)
+  s = jnp.asarray(rng.normal(size=(8, 9, 6)), jnp.float32)
+  img = jnp.zeros((8, 9, 3))
+  x = losses.coordinate_grid((8, 9))
+  weights = (("cross_entropy", 1.0), ("sparse_spatial", 5.0), ("context_consistency", 1.0))
+  grad = jax.grad(lambda s: losses.total_loss(s, img, x, weights)[0])(s)
+  assert np.all(np.isfinite(grad))
+
+
+def test_total_loss_is_the_weighted_sum_of_named_terms(response):
+  x = _grid(5, 7)
+  weights = (("cross_entropy", 2.0), ("sparse_spatial", 0.5))
+  total, terms = losses.total_loss(response, None, x, weights)
+  assert set(terms) == {"cross_entropy", "sparse_spatial"}
+  np.testing.assert_allclose(total, 2 * terms["cross_entropy"] + 0.5 * terms["sparse_spatial"], rtol=1e-6)
+
+
+def test_unknown_term_is_a_clear_error():
+  with pytest.raises(ValueError, match="unknown loss term 'nope'"):
+    losses.total_loss(np.zeros((2, 2, 2)), None, None, (("nope", 1.0),))
+
+
+def test_mass_weighted_variant_cannot_see_compactness():
+  """Law of total variance: sum_c m_c var_c = total variance - spread of the centres."""
+  h = w = 32
+  yy, xx = np.mgrid[:h, :w]
+  blob = (((yy - 15.5) ** 2 + (xx - 15.5) ** 2) < 36).astype(int)
+  perm = np.random.default_rng(0).permutation(h * w)
+  scattered = blob.ravel()[perm].reshape(h, w)
+  x = _grid(h, w)
+  f = losses.context_consistency_mass_weighted_loss
+  a = float(f(_one_hot_response(blob, 2), None, x))
+  b = float(f(_one_hot_response(scattered, 2), None, x))
+  assert abs(a - b) < 0.01

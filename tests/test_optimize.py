@@ -1,0 +1,181 @@
+"""The per-image loop and its vmapped batch."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sgscn_jax import Config, image_keys, losses, optimize, register_loss_term, segment_batch, segment_one
+
+SMALL = Config(n_channels=16, iterations=6, early_stop=False)
+
+
+def _image(seed, shape=(20, 24, 3)):
+  """Two colour regions plus a little noise."""
+  rng = np.random.default_rng(seed)
+  img = np.full(shape, 0.2, np.float32)
+  img[: shape[0] // 2] = 0.8
+  return np.clip(img + rng.normal(scale=0.05, size=shape), 0, 1).astype(np.float32)
+
+
+def test_result_shapes_and_renumbered_labels():
+  r = segment_one(jax.random.key(0), _image(0), SMALL)
+  assert r.labels.shape == (20, 24) and r.labels.dtype == jnp.int32
+  k = int(r.n_labels)
+  assert sorted(np.unique(r.labels)) == list(range(k))
+  assert r.history.total.shape == (6,) and r.history.n_labels.shape == (6,)
+  assert set(r.history.terms) == {"cross_entropy", "sparse_spatial", "context_consistency"}
+  assert int(r.iterations) == 6 and bool(r.finite)
+
+
+def test_same_seed_same_labels_bit_for_bit():
+  a = segment_one(jax.random.key(3), _image(1), SMALL)
+  b = segment_one(jax.random.key(3), _image(1), SMALL)
+  np.testing.assert_array_equal(a.labels, b.labels)
+  np.testing.assert_array_equal(a.history.total, b.history.total)
+  c = segment_one(jax.random.key(4), _image(1), SMALL)
+  assert not np.array_equal(a.history.total, c.history.total)
+
+
+def test_raw_uint32_keys_are_accepted():
+  a = segment_one(jax.random.key_data(jax.random.key(3)), _image(1), SMALL)
+  b = segment_one(jax.random.key(3), _image(1), SMALL)
+  np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_vmapped_batch_equals_single_image_runs():
+  images = np.stack([_image(i) for i in range(3)])
+  keys = image_keys(7, 3)
+  batch = segment_batch(keys, images, SMALL)
+  for i in range(3):
+    one = segment_one(keys[i], images[i], SMALL)
+    np.testing.assert_allclose(batch.history.total[i], one.history.total, rtol=1e-4)
+    assert np.mean(np.asarray(batch.labels[i]) == np.asarray(one.labels)) > 0.99
+    assert int(batch.iterations[i]) == int(one.iterations)
+
+
+def test_early_stopping_freezes_each_lane_independently():
+  cfg = Config(n_channels=16, iterations=40, min_labels=3, early_stop=True)
+  images = np.stack([_image(0), np.random.default_rng(5).uniform(size=(20, 24, 3)).astype(np.float32)])
+  keys = image_keys(0, 2)
+  batch = segment_batch(keys, images, cfg)
+  for i in range(2):
+    one = segment_one(keys[i], images[i], cfg)
+    n = int(one.iterations)
+    assert int(batch.iterations[i]) == n
+    # the stopping rule: the last recorded pre-update label count is <= min_labels, none before
+    hist = np.asarray(one.history.n_labels)
+    if n < 40:
+      assert hist[n - 1] <= 3 and np.all(hist[: n - 1] > 3)
+      assert np.all(hist[n:] == -1) and np.all(np.isnan(np.asarray(one.history.total)[n:]))
+  assert int(batch.iterations[0]) != int(batch.iterations[1]) or int(batch.iterations[0]) < 40
+
+
+def test_second_call_does_not_retrace():
+  cfg = Config(n_channels=8, iterations=2, early_stop=False)
+  img = _image(0, (12, 12, 3))
+  segment_one(jax.random.key(0), img, cfg)
+  size = optimize._segment_one_jit._cache_size()
+  segment_one(jax.random.key(1), img * 0.5, cfg)
+  segment_one(jax.random.key(2), img, Config(n_channels=8, iterations=2, early_stop=False))
+  assert optimize._segment_one_jit._cache_size() == size
+  segment_batch(image_keys(0, 2), np.stack([img, img]), cfg)
+  size = optimize._segment_batch_jit._cache_size()
+  segment_batch(image_keys(1, 2), np.stack([img, img * 0.3]), cfg)
+  assert optimize._segment_batch_jit._cache_size() == size
+
+
+def test_a_few_iterations_reduce_loss_and_labels():
+  cfg = Config(n_channels=32, iterations=15, early_stop=False)
+  r = segment_one(jax.random.key(0), _image(2, (32, 32, 3)), cfg)
+  total = np.asarray(r.history.total)
+  labels = np.asarray(r.history.n_labels)
+  assert total[-1] < total[0] and labels[-1] < labels[0]
+
+
+def test_a_new_loss_term_is_one_function_and_one_config_line():
+  calls = []
+
+  def brightness_contrast(response, image, coordinates):
+    """Toy term: make channel 0 follow the image's brightness."""
+    calls.append(response.shape)
+    return jnp.mean(jnp.square(response[..., 0] - image.mean(-1)))
+
+  register_loss_term("toy_brightness", brightness_contrast, overwrite=True)
+  cfg = SMALL.with_weights(toy_brightness=3.0)
+  r = segment_one(jax.random.key(0), _image(0), cfg)
+  assert calls, "the new term was traced into the loop"
+  assert "toy_brightness" in r.history.terms
+  terms = r.history.terms
+  np.testing.assert_allclose(
+      r.history.total,
+      terms["cross_entropy"] + 5 * terms["sparse_spatial"] + terms["context_consistency"]
+      + 3 * terms["toy_brightness"], rtol=1e-5)
+  base = segment_one(jax.random.key(0), _image(0), SMALL)
+  assert not np.allclose(base.history.total, r.history.total)
+
+
+def test_zero_weight_terms_are_not_computed():
+  cfg = SMALL.with_weights(context_consistency=0.0)
+  r = segment_one(jax.random.key(0), _image(0), cfg)
+  assert set(r.history.terms) == {"cross_entropy", "sparse_spatial"}
+
+
+def test_non_finite_loss_stops_that_image_only():
+  def explodes_on_bright_images(response, image, coordinates):
+    return jnp.where(image.max() > 0.99, jnp.nan, 0.0) + 0.0 * response.mean()
+
+  register_loss_term("explodes_on_bright", explodes_on_bright_images, overwrite=True)
+  cfg = SMALL.with_weights(explodes_on_bright=1.0)
+  images = np.stack([_image(0) * 0.5, np.ones((20, 24, 3), np.float32)])
+  keys = image_keys(0, 2)
+  batch = segment_batch(keys, images, cfg)
+  assert bool(batch.finite[0]) and not bool(batch.finite[1])
+  assert int(batch.iterations[0]) == 6 and int(batch.iterations[1]) == 0
+  assert np.isnan(batch.history.total[1, 0]) and np.all(batch.history.n_labels[1, 1:] == -1)
+  good = segment_one(keys[0], images[0], cfg)
+  np.testing.assert_allclose(batch.history.total[0], good.history.total, rtol=1e-4)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.zeros((8, 8)), "trailing channel axis"),
+    (np.zeros((1, 8, 3)), "at least 2 pixels"),
+    (np.zeros((8, 8, 0)), "unsupported channel count 0"),
+    (np.zeros((8, 8, 20)), "unsupported channel count 20"),
+    (np.zeros((2, 2, 2, 2, 3)), "expected rank 3"),
+])
+def test_bad_shapes_are_clear_errors(bad, match):
+  with pytest.raises(ValueError, match=match):
+    segment_one(jax.random.key(0), bad, SMALL)
+
+
+def test_non_finite_input_is_a_clear_error():
+  img = _image(0)
+  img[3, 4, 1] = np.nan
+  with pytest.raises(ValueError, match=r"non-finite .* first at index \(3, 4, 1\)"):
+    segment_one(jax.random.key(0), img, SMALL)
+  images = np.stack([_image(0), _image(1)])
+  images[1, 0, 0, 0] = np.inf
+  with pytest.raises(ValueError, match=r"images\[1\]"):
+    segment_batch(image_keys(0, 2), images, SMALL)
+
+
+def test_volume_runs_through_the_same_code():
+  vol = np.zeros((6, 8, 8, 1), np.float32)
+  vol[:, :4] = 1.0
+  r = segment_one(jax.random.key(0), vol, Config(n_channels=8, iterations=3, early_stop=False))
+  assert r.labels.shape == (6, 8, 8)
+
+
+def test_real_image_few_iterations_reduce_loss_and_labels(shared_data):
+  from PIL import Image
+  path = shared_data / "PH2" / "PH2 Dataset images" / "IMD003" / "IMD003_Dermoscopic_Image" / "IMD003.bmp"
+  if not path.exists():
+    pytest.skip(f"{path} absent")
+  img = np.asarray(Image.open(path).convert("RGB").resize((64, 48), Image.BILINEAR), np.float32) / 255
+  r = segment_one(jax.random.key(0), img, Config(iterations=8, early_stop=False))
+  total = np.asarray(r.history.total)
+  labels = np.asarray(r.history.n_labels)
+  assert np.all(np.isfinite(total))
+  assert total[-1] < total[0]
+  assert labels[-1] < labels[0]
