@@ -318,12 +318,13 @@ def atomic_open(path: PathLike, mode: str = "wb") -> Iterator[IO]:
   the temporary file is removed and `path` is left as it was.
 
   Args:
-    path: the destination. Its folder must exist.
+    path: the destination; its folder is created if missing.
     mode: "wb" (bytes) or "w" (text, UTF-8).
   """
   if mode not in ("wb", "w"):
     raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
   path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
   # os.open with 0o666 lets the umask decide the final permissions, as open() does.
   fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

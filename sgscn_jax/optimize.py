@@ -174,6 +174,18 @@ _segment_batch_jit = jax.jit(jax.vmap(_segment_one, in_axes=(0, 0, None)),
                              static_argnums=2)
 
 
+@functools.partial(jax.jit, static_argnums=2)
+def _segment_batch_sequential_jit(keys, images, config: Config) -> Segmentation:
+  return lax.map(lambda args: _segment_one(args[0], args[1], config), (keys, images))
+
+
+def default_batching() -> str:
+  """"vmap" on accelerators; "sequential" (`lax.map`, one image after the other inside one
+  program) on CPU, where vmapping independent optimisations measured ~2x slower per image
+  (docs/PERFORMANCE.md)."""
+  return "sequential" if jax.default_backend() == "cpu" else "vmap"
+
+
 def segment_one(key, image, config: Config = Config()) -> Segmentation:
   """Segments one image `[*spatial, C_in]` (float, e.g. in [0, 1]) with a fresh network.
 
@@ -186,11 +198,21 @@ def segment_one(key, image, config: Config = Config()) -> Segmentation:
   return _segment_one_jit(_as_key(key), jnp.asarray(image, jnp.float32), config)
 
 
-def segment_batch(keys, images, config: Config = Config()) -> Segmentation:
+def segment_batch(keys, images, config: Config = Config(), *,
+                  batching: str | None = None) -> Segmentation:
   """`segment_one` for each of `images` `[B, *spatial, C_in]` with `keys` `[B]`, in one jit.
 
   Each image's result equals its `segment_one` run with the same key (up to float
-  reassociation); under early stopping each image freezes when its own rule fires.
+  reassociation); under early stopping each image stops when its own rule fires.
+
+  Args:
+    keys: `[B]` PRNG keys (typed, or raw `[B, 2]` uint32).
+    images: `[B, *spatial, C_in]`.
+    config: static.
+    batching: "vmap" (`jax.vmap` of the per-image function: one vectorised program, the
+      way to fill an accelerator; a stopped image's lane is frozen while others run),
+      "sequential" (`lax.map`: the images one after the other inside one program) or
+      None for `default_batching()`.
   """
   shape = tuple(np.shape(images))
   if len(shape) < 1:
@@ -200,7 +222,11 @@ def segment_batch(keys, images, config: Config = Config()) -> Segmentation:
   keys = _as_key(keys)
   if keys.shape != (shape[0],):
     raise ValueError(f"keys: expected {shape[0]} keys (one per image), got key shape {keys.shape}")
-  return _segment_batch_jit(keys, jnp.asarray(images, jnp.float32), config)
+  batching = batching or default_batching()
+  if batching not in ("vmap", "sequential"):
+    raise ValueError(f"batching must be 'vmap' or 'sequential', got {batching!r}")
+  fn = _segment_batch_jit if batching == "vmap" else _segment_batch_sequential_jit
+  return fn(keys, jnp.asarray(images, jnp.float32), config)
 
 
 def image_keys(seed: int, n: int) -> jax.Array:

@@ -349,6 +349,8 @@ def _plain(value: Any) -> Any:
     value = value.item()
   if isinstance(value, float) and math.isnan(value):
     return None
+  if isinstance(value, float) and math.isinf(value):
+    return "inf" if value > 0 else "-inf"  # JSON has no infinity either
   return value
 
 
@@ -384,7 +386,9 @@ def _load_case(path: Path) -> Dict[str, Any]:
     row = json.loads(path.read_text(encoding="utf-8"))
   except ValueError as e:
     raise ValueError(f"unreadable case file {path}: {e}") from e
-  return {k: (math.nan if v is None else v) for k, v in row.items()}
+  infinite = {"inf": math.inf, "-inf": -math.inf}
+  return {k: (math.nan if v is None else infinite.get(v, v) if isinstance(v, str) and k != "case_id" else v)
+          for k, v in row.items()}
 
 
 def read_case(out_dir: PathLike, case_id: str) -> Optional[Dict[str, Any]]:

@@ -43,10 +43,11 @@ def test_raw_uint32_keys_are_accepted():
   np.testing.assert_array_equal(a.labels, b.labels)
 
 
-def test_vmapped_batch_equals_single_image_runs():
+@pytest.mark.parametrize("batching", ["vmap", "sequential"])
+def test_batch_equals_single_image_runs(batching):
   images = np.stack([_image(i) for i in range(3)])
   keys = image_keys(7, 3)
-  batch = segment_batch(keys, images, SMALL)
+  batch = segment_batch(keys, images, SMALL, batching=batching)
   for i in range(3):
     one = segment_one(keys[i], images[i], SMALL)
     np.testing.assert_allclose(batch.history.total[i], one.history.total, rtol=1e-4)
@@ -54,11 +55,12 @@ def test_vmapped_batch_equals_single_image_runs():
     assert int(batch.iterations[i]) == int(one.iterations)
 
 
-def test_early_stopping_freezes_each_lane_independently():
+@pytest.mark.parametrize("batching", ["vmap", "sequential"])
+def test_early_stopping_freezes_each_lane_independently(batching):
   cfg = Config(n_channels=16, iterations=40, min_labels=3, early_stop=True)
   images = np.stack([_image(0), np.random.default_rng(5).uniform(size=(20, 24, 3)).astype(np.float32)])
   keys = image_keys(0, 2)
-  batch = segment_batch(keys, images, cfg)
+  batch = segment_batch(keys, images, cfg, batching=batching)
   for i in range(2):
     one = segment_one(keys[i], images[i], cfg)
     n = int(one.iterations)
@@ -79,10 +81,12 @@ def test_second_call_does_not_retrace():
   segment_one(jax.random.key(1), img * 0.5, cfg)
   segment_one(jax.random.key(2), img, Config(n_channels=8, iterations=2, early_stop=False))
   assert optimize._segment_one_jit._cache_size() == size
-  segment_batch(image_keys(0, 2), np.stack([img, img]), cfg)
-  size = optimize._segment_batch_jit._cache_size()
-  segment_batch(image_keys(1, 2), np.stack([img, img * 0.3]), cfg)
-  assert optimize._segment_batch_jit._cache_size() == size
+  for batching, fn in (("vmap", optimize._segment_batch_jit),
+                       ("sequential", optimize._segment_batch_sequential_jit)):
+    segment_batch(image_keys(0, 2), np.stack([img, img]), cfg, batching=batching)
+    size = fn._cache_size()
+    segment_batch(image_keys(1, 2), np.stack([img, img * 0.3]), cfg, batching=batching)
+    assert fn._cache_size() == size
 
 
 def test_a_few_iterations_reduce_loss_and_labels():
@@ -129,7 +133,7 @@ def test_non_finite_loss_stops_that_image_only():
   cfg = SMALL.with_weights(explodes_on_bright=1.0)
   images = np.stack([_image(0) * 0.5, np.ones((20, 24, 3), np.float32)])
   keys = image_keys(0, 2)
-  batch = segment_batch(keys, images, cfg)
+  batch = segment_batch(keys, images, cfg, batching="vmap")
   assert bool(batch.finite[0]) and not bool(batch.finite[1])
   assert int(batch.iterations[0]) == 6 and int(batch.iterations[1]) == 0
   assert np.isnan(batch.history.total[1, 0]) and np.all(batch.history.n_labels[1, 1:] == -1)

@@ -9,7 +9,8 @@ Each layout is one module with two functions:
   normalisation rules) and the mask, checking that the mask has the image's size;
   any bad file raises `sgscn_jax.io.ImageReadError`.
 
-`get_dataset(name)` returns the module of a layout: "ph2", "drive", "lung_ct", "folder".
+`get_dataset(name)` returns the module of a layout: "demo" (synthetic, generated), "ph2",
+"drive", "lung_ct", "folder".
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from sgscn_jax import io
 
-DATASETS = ("ph2", "drive", "lung_ct", "folder")
+DATASETS = ("demo", "ph2", "drive", "lung_ct", "folder")
 
 
 class Case(NamedTuple):

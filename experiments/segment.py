@@ -1,0 +1,122 @@
+r"""Segment a data set with SGSCN (or a baseline) and score it; resumable.
+
+With no flags it segments the embedded demo (synthetic lesion images the project
+generates) into runs/demo:
+
+  python -m experiments.segment
+  python -m experiments.segment --dataset ph2 --data_dir ../shared/data/PH2 --out_dir runs/ph2
+  python -m experiments.segment --dataset folder --images my_images/ [--masks my_masks/ \
+      --mask_pattern '{stem}_mask.png']
+
+This file only turns flags into a `Config` and `RunOptions`; the work is
+`sgscn_jax.pipeline.run_dataset`. Exit status 1 if any case failed (see failures.csv).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app
+from absl import flags
+
+from sgscn_jax import Config, pipeline
+from sgscn_jax.datasets import DATASETS, get_dataset
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("dataset", "demo", list(DATASETS), "Data-set layout.")
+flags.DEFINE_string("data_dir", None, "Data-set folder (not needed for demo).")
+flags.DEFINE_string("images", None, "folder: the images folder (default: data_dir).")
+flags.DEFINE_string("masks", None, "folder: the masks folder (none: no scores).")
+flags.DEFINE_string("mask_pattern", "{stem}.*", "folder: mask file name for an image stem.")
+flags.DEFINE_string("out_dir", None, "Output folder (default runs/<dataset>); reruns resume.")
+flags.DEFINE_string("size", "auto",
+                    "Working size: 'native', an int (long side), 'HxW', or 'auto' "
+                    "(native for demo, 256 otherwise).")
+flags.DEFINE_integer("bucket", 16, "Working shapes are rounded to multiples of this.")
+flags.DEFINE_integer("batch_size", 4, "Images per vmapped batch.")
+flags.DEFINE_integer("limit", None, "Only the first N cases (by id).")
+flags.DEFINE_integer("seed", 0, "Base seed (each case's key also depends on its id).")
+flags.DEFINE_integer("iterations", Config.iterations, "Maximum iterations per image.")
+flags.DEFINE_float("lr", Config.learning_rate, "SGD learning rate.")
+flags.DEFINE_float("momentum", Config.momentum, "SGD momentum.")
+flags.DEFINE_integer("min_labels", Config.min_labels, "Early stop at this many labels.")
+flags.DEFINE_bool("early_stop", Config.early_stop, "Stop each image at min_labels.")
+flags.DEFINE_integer("n_channels", Config.n_channels, "Network channels (max clusters).")
+flags.DEFINE_integer("n_conv", Config.n_conv, "3x3 conv blocks.")
+_WEIGHTS = dict(Config().loss_weights)
+flags.DEFINE_float("w_ce", _WEIGHTS["cross_entropy"], "Weight of L_ce.")
+flags.DEFINE_float("w_ss", _WEIGHTS["sparse_spatial"], "Weight of L_ss.")
+flags.DEFINE_float("w_cc", _WEIGHTS["context_consistency"], "Weight of L_cc.")
+flags.DEFINE_enum("selection", "largest_overlap", ["largest_overlap", "central"],
+                  "Rule drawn in overlays (the summary reports both).")
+flags.DEFINE_integer("demo_n", 4, "demo: number of synthetic images.")
+flags.DEFINE_integer("demo_size", 128, "demo: image side.")
+flags.DEFINE_integer("montage", 6, "Cases in montage.png.")
+
+
+def parse_size(text: str, dataset: str):
+  if text == "auto":
+    return None if dataset == "demo" else 256
+  if text == "native":
+    return None
+  if "x" in text:
+    h, w = text.lower().split("x")
+    return (int(h), int(w))
+  return int(text)
+
+
+def config_from_flags() -> Config:
+  return Config(
+      n_channels=FLAGS.n_channels, n_conv=FLAGS.n_conv, learning_rate=FLAGS.lr,
+      momentum=FLAGS.momentum, iterations=FLAGS.iterations, min_labels=FLAGS.min_labels,
+      early_stop=FLAGS.early_stop,
+      loss_weights=(("cross_entropy", FLAGS.w_ce), ("sparse_spatial", FLAGS.w_ss),
+                    ("context_consistency", FLAGS.w_cc)))
+
+
+def list_cases():
+  module = get_dataset(FLAGS.dataset)
+  if FLAGS.dataset == "demo":
+    cases = module.list_cases(None, n=FLAGS.demo_n, shape=(FLAGS.demo_size, FLAGS.demo_size),
+                              seed=FLAGS.seed)
+  elif FLAGS.dataset == "folder":
+    root = FLAGS.data_dir or FLAGS.images
+    if root is None:
+      raise app.UsageError("--dataset folder needs --images (or --data_dir)")
+    cases = module.list_cases(root, images_dir=FLAGS.images, masks_dir=FLAGS.masks,
+                              mask_pattern=FLAGS.mask_pattern)
+  else:
+    if FLAGS.data_dir is None:
+      raise app.UsageError(f"--dataset {FLAGS.dataset} needs --data_dir")
+    cases = module.list_cases(FLAGS.data_dir)
+  return (cases[: FLAGS.limit] if FLAGS.limit else cases), module.load_case
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  try:
+    cases, load = list_cases()
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  options = pipeline.RunOptions(
+      out_dir=FLAGS.out_dir or f"runs/{FLAGS.dataset}",
+      size=parse_size(FLAGS.size, FLAGS.dataset), bucket_multiple=FLAGS.bucket,
+      batch_size=FLAGS.batch_size, seed=FLAGS.seed, overlay_rule=FLAGS.selection,
+      montage_cases=FLAGS.montage)
+  config = config_from_flags()
+  print(f"{len(cases)} cases -> {options.out_dir}", file=sys.stderr)
+  result = pipeline.run_dataset(cases, load, config, options,
+                                run_info={"argv": sys.argv, "dataset": FLAGS.dataset,
+                                          "data_dir": FLAGS.data_dir})
+  print(open(f"{options.out_dir}/summary.md").read())
+  if result.failures:
+    print(f"{len(result.failures)} case(s) failed: see {options.out_dir}/failures.csv",
+          file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,122 @@
+"""Data-set runs end to end: outputs, resumption, failures, the command line."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from sgscn_jax import Config, pipeline, synthetic
+from sgscn_jax.datasets import folder
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = Config(n_channels=8, iterations=3, early_stop=False)
+
+
+def _write_cases(root: Path, n=3, shape=(24, 32)):
+  (root / "images").mkdir(parents=True)
+  (root / "masks").mkdir()
+  for i in range(n):
+    image, mask = synthetic.lesion_image(i, shape)
+    iio.imwrite(root / "images" / f"case{i}.png", (image * 255).astype(np.uint8))
+    iio.imwrite(root / "masks" / f"case{i}.png", mask.astype(np.uint8) * 255)
+  return folder.list_cases(root, images_dir=root / "images", masks_dir=root / "masks")
+
+
+def _run(cases, out, **kw):
+  options = pipeline.RunOptions(out_dir=str(out), batch_size=2, montage_cases=2, **kw)
+  return pipeline.run_dataset(cases, folder.load_case, TINY, options)
+
+
+def test_run_writes_every_output(tmp_path):
+  cases = _write_cases(tmp_path / "data")
+  result = _run(cases, tmp_path / "out")
+  out = tmp_path / "out"
+  assert not result.failures
+  for name in ("results.csv", "summary.json", "summary.md", "montage.png", "run.json"):
+    assert (out / name).is_file(), name
+  for c in cases:
+    labels = iio.imread(out / "labels" / f"{c.case_id}.png")
+    assert labels.shape == (24, 32)
+    assert iio.imread(out / "overlays" / f"{c.case_id}.png").shape == (24, 32, 3)
+    assert (out / "history" / f"{c.case_id}.csv").read_text().count("\n") == 1 + 3
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["finished"] == 3 and summary["failed"] == 0
+  assert 0 <= summary["metrics"]["largest_overlap.dice"]["mean"] <= 1
+  assert "central.dice" in summary["metrics"]
+  row = result.rows[0]
+  assert row["iterations"] == 3 and row["work_height"] == 32 and row["height"] == 24
+  assert not list(out.rglob(".*.tmp"))
+
+
+def test_resumed_run_gives_the_same_summary(tmp_path):
+  cases = _write_cases(tmp_path / "data")
+  _run(cases, tmp_path / "whole")
+  _run(cases[:1], tmp_path / "parts")  # as if interrupted after the first case
+  again = _run(cases, tmp_path / "parts")
+  assert len(again.rows) == 3
+  a = json.loads((tmp_path / "whole" / "summary.json").read_text())
+  b = json.loads((tmp_path / "parts" / "summary.json").read_text())
+  for summary in (a, b):
+    summary["metrics"].pop("seconds", None)
+    summary.pop("seconds_per_case")
+  assert a == b
+  strip = lambda text: [line.rsplit(",", 0)[0] for line in text.splitlines()]
+  whole = (tmp_path / "whole" / "results.csv").read_text().splitlines()
+  parts = (tmp_path / "parts" / "results.csv").read_text().splitlines()
+  header = whole[0].split(",")
+  keep = [i for i, h in enumerate(header) if h != "seconds"]
+  pick = lambda lines: [[line.split(",")[i] for i in keep] for line in lines]
+  assert pick(whole) == pick(parts)
+
+
+def test_a_bad_file_is_recorded_and_the_run_goes_on(tmp_path):
+  cases = _write_cases(tmp_path / "data")
+  (tmp_path / "data" / "images" / "case1.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+  result = _run(cases, tmp_path / "out")
+  assert [f["case_id"] for f in result.failures] == ["case1"]
+  assert "case1.png" in result.failures[0]["reason"]
+  text = (tmp_path / "out" / "failures.csv").read_text()
+  assert "case1" in text
+  assert sorted(r["case_id"] for r in result.rows) == ["case0", "case2"]
+
+
+def test_case_keys_depend_on_id_not_on_batch(tmp_path):
+  cases = _write_cases(tmp_path / "data")
+  a = _run(cases, tmp_path / "a")
+  b = pipeline.run_dataset(cases, folder.load_case, TINY,
+                           pipeline.RunOptions(out_dir=str(tmp_path / "b"), batch_size=1))
+  for ra, rb in zip(a.rows, b.rows):
+    np.testing.assert_allclose(ra["largest_overlap.dice"], rb["largest_overlap.dice"], atol=0.02)
+
+
+def _cli(*args, cwd):
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  return subprocess.run([sys.executable, "-m", "experiments.segment", *args], cwd=cwd,
+                        env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_command_line_on_two_tiny_images(tmp_path):
+  _write_cases(tmp_path / "data", n=2)
+  out = tmp_path / "out"
+  proc = _cli("--dataset=folder", f"--images={tmp_path / 'data' / 'images'}",
+              f"--masks={tmp_path / 'data' / 'masks'}", f"--out_dir={out}", "--iterations=2",
+              "--n_channels=8", "--size=native", cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "dice" in proc.stdout
+  assert len(list((out / "cases").glob("*.json"))) == 2
+  run = json.loads((out / "run.json").read_text())
+  assert run["config"]["iterations"] == 2 and "--iterations=2" in run["argv"]
+
+
+def test_command_line_demo_and_bad_folder(tmp_path):
+  proc = _cli("--demo_n=2", "--demo_size=24", "--iterations=2", "--n_channels=8",
+              f"--out_dir={tmp_path / 'demo'}", cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert len(list((tmp_path / "demo" / "overlays").glob("*.png"))) == 2
+  proc = _cli("--dataset=ph2", f"--data_dir={tmp_path / 'nowhere'}", cwd=ROOT)
+  assert proc.returncode == 2 and "nowhere" in proc.stderr
