@@ -96,7 +96,7 @@ def versions() -> Dict[str, str]:
           "python": platform.python_version()}
 
 
-def _scores(labels: np.ndarray, record: Record) -> Dict[str, float]:
+def score_labels(labels: np.ndarray, record: Record) -> Dict[str, float]:
   """Metrics of every selection rule that applies, as `{"<rule>.<metric>": value}`."""
   row: Dict[str, float] = {}
   if record.mask is None:
@@ -150,7 +150,7 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
   for key in ("diagnosis", "diagnosis_name"):
     if record.extra.get(key) is not None:
       row[key] = record.extra[key]
-  row.update(_scores(labels, record))
+  row.update(score_labels(labels, record))
   report.write_case(out, row)
   return row
 
@@ -222,12 +222,17 @@ class _Runner:
       self.flush(shape)
 
 
+def metric_summary(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+  """Mean, std, n of every `<rule>.<metric>` column present in `rows`."""
+  columns = [f"{rule}.{m}" for rule in metrics.SELECTION_RULES for m in SUMMARY_METRICS]
+  present = [c for c in columns if any(c in r for r in rows)]
+  return report.summarise(rows, present) if present else {}
+
+
 def summarise_run(rows: Sequence[Dict[str, Any]], config: Config, options: RunOptions,
                   n_cases: int, n_failed: int) -> Dict[str, Any]:
   """The deterministic summary of a run: depends only on the finished cases' rows."""
-  columns = [f"{rule}.{m}" for rule in metrics.SELECTION_RULES for m in SUMMARY_METRICS]
-  present = [c for c in columns if any(c in r for r in rows)]
-  stats = report.summarise(rows, present + ["iterations", "n_labels", "seconds"])
+  stats = report.summarise(rows, ["iterations", "n_labels", "seconds"])
   return {
       "method": options.method_name,
       "config": dataclasses.asdict(config),
@@ -236,7 +241,7 @@ def summarise_run(rows: Sequence[Dict[str, Any]], config: Config, options: RunOp
       "versions": versions(),
       "cases": n_cases, "finished": len(rows), "failed": n_failed,
       "non_finite": sum(1 for r in rows if r.get("finite") is False),
-      "metrics": {c: stats[c] for c in present},
+      "metrics": metric_summary(rows),
       "iterations": stats["iterations"], "n_labels": stats["n_labels"],
       "seconds_per_case": stats["seconds"],
       "selection_rules": {
@@ -300,7 +305,7 @@ def run_dataset(cases: Sequence[Case], load: Callable[[Case], Record], config: C
   info = dict(run_info or {}, config=dataclasses.asdict(config),
               options=dataclasses.asdict(options), versions=versions(),
               started=time.strftime("%Y-%m-%dT%H:%M:%S"))
-  io.atomic_write_bytes(out / "run.json", (_json_text(info) + "\n").encode())
+  io.atomic_write_bytes(out / "run.json", (json_text(info) + "\n").encode())
 
   done = {c.case_id for c in cases if report.case_path(out, c.case_id).exists()}
   pending = [c for c in cases if c.case_id not in done]
@@ -322,7 +327,7 @@ def run_dataset(cases: Sequence[Case], load: Callable[[Case], Record], config: C
   rows = report.collect_rows(out)
   rows = [r for r in rows if r["case_id"] in {c.case_id for c in cases}]
   summary = summarise_run(rows, config, options, len(cases), len(runner.failures))
-  io.atomic_write_bytes(out / "summary.json", (_json_text(summary) + "\n").encode())
+  io.atomic_write_bytes(out / "summary.json", (json_text(summary) + "\n").encode())
   io.atomic_write_bytes(out / "summary.md", _summary_markdown(summary).encode())
   _montage(cases, load, options)
   return RunResult(rows, runner.failures, summary)
@@ -343,7 +348,7 @@ def _plain(value):
   return str(value)
 
 
-def _json_text(value) -> str:
+def json_text(value) -> str:
   return json.dumps(_plain(value), indent=1, sort_keys=True, allow_nan=False)
 
 

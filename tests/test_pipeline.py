@@ -120,3 +120,22 @@ def test_command_line_demo_and_bad_folder(tmp_path):
   assert len(list((tmp_path / "demo" / "overlays").glob("*.png"))) == 2
   proc = _cli("--dataset=ph2", f"--data_dir={tmp_path / 'nowhere'}", cwd=ROOT)
   assert proc.returncode == 2 and "nowhere" in proc.stderr
+
+
+def test_rescoring_saved_label_maps_reproduces_the_run(tmp_path):
+  from sgscn_jax import rescore
+  cases = _write_cases(tmp_path / "data")
+  result = _run(cases, tmp_path / "out")
+  summary = rescore.rescore(cases + [], folder.load_case, str(tmp_path / "out"))
+  assert summary["scored"] == 3 and summary["failed"] == 0
+  for name, stats in summary["metrics"].items():
+    np.testing.assert_allclose(stats["mean"], result.summary["metrics"][name]["mean"], rtol=1e-9)
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.evaluate", "--dataset=folder",
+       f"--images={tmp_path / 'data' / 'images'}", f"--masks={tmp_path / 'data' / 'masks'}",
+       f"--out_dir={tmp_path / 'out'}", "--name=again"],
+      cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+      timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "largest_overlap.dice" in proc.stdout
+  assert (tmp_path / "out" / "again.csv").is_file()

@@ -1,0 +1,41 @@
+r"""Re-score the label maps of a finished run against the masks, without segmenting again.
+
+  python -m experiments.evaluate --dataset ph2 --data_dir ../shared/data/PH2 --out_dir runs/ph2
+
+Takes the same data-set flags as `experiments.segment`; writes `<out_dir>/rescored.csv` and
+`<out_dir>/rescored.json` and prints the summary. Exit status 1 if a case could not be scored.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app
+from absl import flags
+
+from experiments import segment  # the shared data-set flags and case listing
+from sgscn_jax import rescore
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("name", "rescored", "Base name of the written CSV and JSON.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  out_dir = FLAGS.out_dir or f"runs/{FLAGS.dataset}"
+  try:
+    cases, load = segment.list_cases()
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  summary = rescore.rescore(cases, load, out_dir, FLAGS.name)
+  for name, stats in summary["metrics"].items():
+    print(f"{name:>40}: {100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}  (n={stats['n']})")
+  print(f"scored {summary['scored']} of {summary['cases']}; "
+        f"{len(summary['missing_label_maps'])} without a label map; {summary['failed']} failed")
+  return 1 if summary["failed"] else 0
+
+
+if __name__ == "__main__":
+  app.run(main)
