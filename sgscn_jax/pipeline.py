@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 import jax
 import numpy as np
 
-from sgscn_jax import io, metrics, report, resize
+from sgscn_jax import io, metrics, progress, report, resize, results
 from sgscn_jax.config import Config
 from sgscn_jax.datasets import Case, Record
 from sgscn_jax.optimize import check_image, segment_batch
@@ -151,7 +151,7 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
     if record.extra.get(key) is not None:
       row[key] = record.extra[key]
   row.update(score_labels(labels, record))
-  report.write_case(out, row)
+  results.write_case(out, row)
   return row
 
 
@@ -166,7 +166,7 @@ class _Runner:
     self.method, self.config, self.options = method, config, options
     self.queues: Dict[tuple, List[Pending]] = {}
     self.failures: List[Dict[str, str]] = []
-    self.progress = report.ProgressBar(total, options.method_name, initial=done)
+    self.progress = progress.ProgressBar(total, options.method_name, initial=done)
 
   def fail(self, case: Case, error: BaseException) -> None:
     reason = f"{type(error).__name__}: {error}".splitlines()[0]
@@ -226,13 +226,13 @@ def metric_summary(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
   """Mean, std, n of every `<rule>.<metric>` column present in `rows`."""
   columns = [f"{rule}.{m}" for rule in metrics.SELECTION_RULES for m in SUMMARY_METRICS]
   present = [c for c in columns if any(c in r for r in rows)]
-  return report.summarise(rows, present) if present else {}
+  return results.summarise(rows, present) if present else {}
 
 
 def summarise_run(rows: Sequence[Dict[str, Any]], config: Config, options: RunOptions,
                   n_cases: int, n_failed: int) -> Dict[str, Any]:
   """The deterministic summary of a run: depends only on the finished cases' rows."""
-  stats = report.summarise(rows, ["iterations", "n_labels", "seconds"])
+  stats = results.summarise(rows, ["iterations", "n_labels", "seconds"])
   return {
       "method": options.method_name,
       "config": dataclasses.asdict(config),
@@ -265,7 +265,7 @@ def _summary_markdown(summary: Dict[str, Any]) -> str:
              f"method {summary['method']}, seed {summary['seed']}."]
     if hd is not None:
       notes.append(f"HD95 (pixels): {hd['mean']:.1f} ± {hd['std']:.1f}.")
-    parts.append(report.summary_markdown(stats, title=f"{summary['method']}, {rule}", notes=notes))
+    parts.append(results.summary_markdown(stats, title=f"{summary['method']}, {rule}", notes=notes))
   if not parts:
     parts.append(f"# {summary['method']}\n\nNo ground truth: segmentation only, "
                  f"{summary['finished']} of {summary['cases']} cases.\n")
@@ -281,7 +281,7 @@ def _montage(cases: Sequence[Case], load: Callable[[Case], Record], options: Run
   rows = []
   for case in cases[: options.montage_cases]:
     path = out / "labels" / f"{case.case_id}.png"
-    row = report.read_case(out, case.case_id)
+    row = results.read_case(out, case.case_id)
     if row is None or not path.exists():
       continue
     import imageio.v3 as iio
@@ -307,7 +307,7 @@ def run_dataset(cases: Sequence[Case], load: Callable[[Case], Record], config: C
               started=time.strftime("%Y-%m-%dT%H:%M:%S"))
   io.atomic_write_bytes(out / "run.json", (json_text(info) + "\n").encode())
 
-  done = {c.case_id for c in cases if report.case_path(out, c.case_id).exists()}
+  done = {c.case_id for c in cases if results.case_path(out, c.case_id).exists()}
   pending = [c for c in cases if c.case_id not in done]
   if done:
     print(f"resuming: {len(done)} of {len(cases)} cases already done in {out}", file=sys.stderr)
@@ -324,7 +324,7 @@ def run_dataset(cases: Sequence[Case], load: Callable[[Case], Record], config: C
     raise
   runner.progress.close()
   _write_failures(out, runner.failures)
-  rows = report.collect_rows(out)
+  rows = results.collect_rows(out)
   rows = [r for r in rows if r["case_id"] in {c.case_id for c in cases}]
   summary = summarise_run(rows, config, options, len(cases), len(runner.failures))
   io.atomic_write_bytes(out / "summary.json", (json_text(summary) + "\n").encode())
@@ -355,6 +355,6 @@ def json_text(value) -> str:
 def _write_failures(out: Path, failures: List[Dict[str, str]]) -> None:
   path = out / FAILURES_CSV
   if failures:
-    report.write_csv_rows(path, failures, ["case_id", "path", "reason"])
+    results.write_csv_rows(path, failures, ["case_id", "path", "reason"])
   elif path.exists():
     path.unlink()

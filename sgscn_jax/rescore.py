@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Sequence
 import imageio.v3 as iio
 import numpy as np
 
-from sgscn_jax import io, pipeline, report, resize
+from sgscn_jax import io, pipeline, resize, results
 from sgscn_jax.datasets import Case, Record
 
 
@@ -41,9 +41,9 @@ def rescore(cases: Sequence[Case], load: Callable[[Case], Record], out_dir: str,
     except Exception as e:  # noqa: BLE001 - record and go on
       failures.append({"case_id": case.case_id, "path": str(path), "reason": f"{type(e).__name__}: {e}"})
       print(f"failed: {case.case_id}: {e}", file=sys.stderr)
-  report.write_csv_rows(out / f"{name}.csv", rows)
+  results.write_csv_rows(out / f"{name}.csv", rows)
   if failures:
-    report.write_csv_rows(out / f"{name}_failures.csv", failures, ["case_id", "path", "reason"])
+    results.write_csv_rows(out / f"{name}_failures.csv", failures, ["case_id", "path", "reason"])
   summary = {
       "cases": len(cases), "scored": len(rows), "missing_label_maps": missing,
       "failed": len(failures),
