@@ -332,16 +332,23 @@ def run_variant(variant: Variant, cases: Sequence[str], all_cases: Sequence[str]
   return [records[c] for c in cases], new
 
 
-def summarise(variant: Variant, records: Sequence[dict], seconds: float) -> str:
+def summarise(variant: Variant, records: Sequence[dict], seconds: float,
+              reference: Optional[np.ndarray]) -> str:
+  """One Markdown row; `reference` is the first variant's per-case DSC (%) for the paired delta."""
   dsc = np.array([r["dsc"] for r in records]) * 100
   k = np.array([r["n_labels"] for r in records])
   it = np.array([r["iterations"] for r in records])
   stops = int(np.sum(k <= FLAGS.min_labels))
-  term = "none" if variant.name == "none" else variant.name
   weight = "-" if variant.name == "none" else f"{variant.weight:g}"
   iters = f"{variant.iterations}" + ("" if variant.early_stop else " (no stop)")
-  return (f"| {term} | {weight} | {iters} | {dsc.mean():.1f} | {np.median(dsc):.1f} | "
-          f"{k.mean():.1f} ({k.min()}-{k.max()}) | {it.mean():.1f} | {stops} | "
+  if reference is None or len(dsc) < 2:
+    delta = "-"
+  else:
+    d = dsc - reference
+    delta = (f"{d.mean():+.1f} +- {d.std(ddof=1) / np.sqrt(len(d)):.1f} "
+             f"({int(np.sum(d > 0.05))}/{int(np.sum(d < -0.05))})")
+  return (f"| {variant.name} | {weight} | {iters} | {dsc.mean():.1f} | {np.median(dsc):.1f} | "
+          f"{delta} | {k.mean():.1f} ({k.min()}-{k.max()}) | {it.mean():.1f} | {stops} | "
           f"{seconds:.0f} |")
 
 
@@ -360,7 +367,7 @@ def main(argv):
   data = {c: load_case(FLAGS.data_dir, c, FLAGS.size) for c in cases}
 
   cache = _load_cache(FLAGS.cache)
-  rows = []
+  rows, per_case, reference = [], {}, None
   for variant in variants:
     context = f"{variant.key}|size{FLAGS.size}|seed{FLAGS.seed}|min{FLAGS.min_labels}"
     print(f"variant {variant.key}: loss_weights {variant.config(FLAGS.min_labels).loss_weights}",
@@ -372,21 +379,35 @@ def main(argv):
     seconds = sum(r["seconds"] for r in records)
     if any(not r["finite"] for r in records):
       print(f"  WARNING: non-finite loss in {[r['case'] for r in records if not r['finite']]}")
-    rows.append(summarise(variant, records, seconds))
+    dsc = np.array([r["dsc"] for r in records]) * 100
+    rows.append(summarise(variant, records, seconds, reference))
+    per_case[variant.key] = records
+    if reference is None:
+      reference = dsc
     print(f"  done in {wall:.0f}s wall; " + rows[-1], flush=True)
 
   print()
   print(f"PH2, {len(cases)} cases ({FLAGS.cases}), {FLAGS.size}x{FLAGS.size}, seed {FLAGS.seed}, "
         f"L_ce + 5 L_ss + w L_cc, early stop at {FLAGS.min_labels} labels unless 'no stop'")
   print()
-  print("| L_cc variant | weight | iterations | mean DSC | median DSC | labels left mean (min-max) "
-        "| mean iterations run | stopped at min_labels | seconds |")
-  print("|---|---|---|---|---|---|---|---|---|")
+  print("| L_cc variant | weight | iterations | mean DSC | median DSC | paired delta vs row 1 "
+        "(better/worse) | labels left mean (min-max) | mean iterations run "
+        "| stopped at min_labels | seconds |")
+  print("|---|---|---|---|---|---|---|---|---|---|")
   for row in rows:
     print(row)
   print()
-  print("seconds: segmentation time summed over the cases (incl. compilation; cached cases "
-        "count their original time).")
+  print("DSC in %. paired delta: mean +- standard error over the cases of (DSC - DSC of the first "
+        "row), and the number of cases better/worse. seconds: segmentation time summed over the "
+        "cases (incl. compilation; cached cases count their original time).")
+  print()
+  print("Per-case DSC (%) / labels left:")
+  print()
+  print("| case | " + " | ".join(per_case) + " |")
+  print("|---|" + "---|" * len(per_case))
+  for i, case in enumerate(cases):
+    print(f"| {case} | " + " | ".join(
+        f"{100 * recs[i]['dsc']:.1f} / {recs[i]['n_labels']}" for recs in per_case.values()) + " |")
 
 
 if __name__ == "__main__":
