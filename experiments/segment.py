@@ -1,4 +1,4 @@
-r"""Segment a data set with SGSCN (or a baseline) and score it; resumable.
+r"""Segment a data set with SGSCN (or a baseline: --method kmeans|deepcluster|iic) and score it.
 
 With no flags it segments the embedded demo (synthetic lesion images the project
 generates) into runs/demo:
@@ -19,10 +19,16 @@ import sys
 from absl import app
 from absl import flags
 
-from sgscn_jax import Config, pipeline
+import dataclasses
+
+from sgscn_jax import Config, baselines, optimize, pipeline
 from sgscn_jax.datasets import DATASETS, get_dataset
 
 FLAGS = flags.FLAGS
+METHOD_NAMES = ("sgscn",) + tuple(baselines.METHODS)
+flags.DEFINE_enum("method", "sgscn", list(METHOD_NAMES),
+                  "Segmentation method: SGSCN or one of the paper's baselines.")
+flags.DEFINE_integer("k", None, "Baselines: number of clusters (default: the method's, 3).")
 flags.DEFINE_enum("dataset", "demo", list(DATASETS), "Data-set layout.")
 flags.DEFINE_string("data_dir", None, "Data-set folder (not needed for demo).")
 flags.DEFINE_string("images", None, "folder: the images folder (default: data_dir).")
@@ -74,6 +80,17 @@ def config_from_flags() -> Config:
                     ("context_consistency", FLAGS.w_cc)))
 
 
+def method_from_flags():
+  """`(name, batched method, its config)` for --method (SGSCN's config from the SGSCN flags)."""
+  name = FLAGS.method
+  if name == "sgscn":
+    return name, optimize.segment_batch, config_from_flags()
+  config = baselines.DEFAULT_CONFIGS[name]
+  if FLAGS.k is not None:
+    config = dataclasses.replace(config, k=FLAGS.k)
+  return name, baselines.METHODS[name], config
+
+
 def list_cases():
   module = get_dataset(FLAGS.dataset)
   if FLAGS.dataset == "demo":
@@ -96,18 +113,22 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
+    name, method, config = method_from_flags()
+  except ValueError as e:
+    raise app.UsageError(str(e))
+  try:
     cases, load = list_cases()
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   options = pipeline.RunOptions(
-      out_dir=FLAGS.out_dir or f"runs/{FLAGS.dataset}",
+      out_dir=FLAGS.out_dir or (f"runs/{FLAGS.dataset}" if FLAGS.method == "sgscn"
+                                else f"runs/{FLAGS.dataset}_{FLAGS.method}"),
       size=parse_size(FLAGS.size, FLAGS.dataset), bucket_multiple=FLAGS.bucket,
       batch_size=FLAGS.batch_size, seed=FLAGS.seed, overlay_rule=FLAGS.selection,
-      montage_cases=FLAGS.montage)
-  config = config_from_flags()
+      montage_cases=FLAGS.montage, method_name=name)
   print(f"{len(cases)} cases -> {options.out_dir}", file=sys.stderr)
-  result = pipeline.run_dataset(cases, load, config, options,
+  result = pipeline.run_dataset(cases, load, config, options, method=method,
                                 run_info={"argv": sys.argv, "dataset": FLAGS.dataset,
                                           "data_dir": FLAGS.data_dir})
   print(open(f"{options.out_dir}/summary.md").read())

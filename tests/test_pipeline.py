@@ -122,6 +122,20 @@ def test_command_line_demo_and_bad_folder(tmp_path):
   assert proc.returncode == 2 and "nowhere" in proc.stderr
 
 
+def test_command_line_runs_a_baseline_method(tmp_path):
+  _write_cases(tmp_path / "data", n=2)
+  out = tmp_path / "out"
+  proc = _cli("--dataset=folder", f"--images={tmp_path / 'data' / 'images'}",
+              f"--masks={tmp_path / 'data' / 'masks'}", f"--out_dir={out}", "--method=kmeans",
+              "--k=2", "--size=native", cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["method"] == "kmeans" and summary["config"]["k"] == 2
+  rows = [json.loads(p.read_text()) for p in (out / "cases").glob("*.json")]
+  assert len(rows) == 2 and all(r["method"] == "kmeans" for r in rows)
+  assert all(r["n_labels"] <= 2 for r in rows)
+
+
 def test_rescoring_saved_label_maps_reproduces_the_run(tmp_path):
   from sgscn_jax import rescore
   cases = _write_cases(tmp_path / "data")
