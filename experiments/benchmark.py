@@ -1,54 +1,77 @@
-r"""Speed of one SGSCN iteration inside the real loop, against this machine's fp32 matmul rate.
+r"""Speed and memory of SGSCN on this machine: one image, batches, and PyTorch side by side.
 
-Prints one JSON object (and a readable line per figure on stderr):
-  ms_per_iteration      median over --repeats of (t(N2 iterations) - t(N1)) / (N2 - N1), so
-                        initialisation and the final forward pass are not counted
-  gflops_per_s          achieved rate under the FLOP model below
-  matmul_gflops_per_s   a [HW, 9C] @ [9C, C] fp32 matmul at the top level of a jit, same run
-  conv_gflops_per_s     XLA's forward 3x3 conv C -> C, same run
-  fraction_of_matmul    gflops_per_s / matmul_gflops_per_s (the engine issue asks >= 0.40)
-  compile_seconds       first call minus a warm call of the same program
+Every figure comes from a fresh child process (so its peak resident memory is its own) and is
+a median over --repeats timed runs. Prints a readable table on stderr and one JSON object on
+stdout.
 
-FLOP model (docs/PERFORMANCE.md, from shared PERF.md): the forward pass costs
-2 HW (9 c_in C + (n_conv - 1) 9 C^2 + C^2); a training iteration costs about 2x the forward
-for the first layer (no input gradient) and 3x for the others:
+  loop        ms_per_iteration  median over repeats of (t(n2 iterations) - t(n1)) / (n2 - n1)
+                                inside the real `lax.fori_loop` (set-up and the final forward
+                                pass cancel out)
+              gflops_per_s      achieved rate under the FLOP model below
+              matmul / conv     a [HW, 9C] @ [9C, C] fp32 matmul and XLA's forward 3x3 conv
+                                C -> C, measured in the same process
+              compile_seconds   first call minus a warm call of the same program
+              recompiled        whether a second call with new values, same shapes, compiled
+              peak_rss_mib      peak resident memory of the process
+  batch B     images_per_s      B images of --batch_image_size, `segment_batch` with the default
+                                batching (and with "vmap"), warm, vs B one-at-a-time runs
+  torch       ms_per_iteration  the same loop in PyTorch eager (experiments/torch_loop.py), when
+                                torch is importable; `ratio` = JAX / PyTorch from this run
+
+FLOP model (shared PERF.md): the forward pass costs 2 HW (9 c_in C + (n_conv - 1) 9 C^2 + C^2);
+a training iteration about 2x the forward for the first layer and 3x for the others:
   flops = 2 HW (2 * 9 c_in C + 3 (n_conv - 1) 9 C^2 + 3 C^2)   (~611,000 HW for RGB, C = 100).
 
-  python -m experiments.benchmark --size 256 --channels 3
+  python -m experiments.benchmark --size 256                      # the issue's 256x256 target
+  python -m experiments.benchmark --size 572x764 --batch_sizes ""  # full PH2 resolution
 """
 
 from __future__ import annotations
 
 import json
+import os
+import resource
 import statistics
+import subprocess
 import sys
 import time
 
 from absl import app
 from absl import flags
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
-from sgscn_jax import Config, optimize
-
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("size", 256, "Image height and width.")
+flags.DEFINE_string("size", "256", "Image size: N (square) or HxW.")
 flags.DEFINE_integer("channels", 3, "Input channels (1 grey, 3 RGB).")
 flags.DEFINE_integer("n_channels", 100, "Network channels C.")
 flags.DEFINE_integer("n_conv", 2, "3x3 blocks.")
 flags.DEFINE_integer("n1", 2, "Short run (iterations).")
 flags.DEFINE_integer("n2", 8, "Long run (iterations).")
 flags.DEFINE_integer("repeats", 3, "Timed repeats; medians are reported.")
+flags.DEFINE_string("batch_sizes", "1,2,4,8", "Batch sizes for images/s (empty: skip).")
+flags.DEFINE_integer("batch_image_size", 128, "Image side for the batch measurements.")
+flags.DEFINE_integer("batch_iterations", 10, "Iterations per image in the batch measurements.")
+flags.DEFINE_bool("torch", True, "Also time the PyTorch loop when torch is importable.")
 flags.DEFINE_string("json_out", None, "Also write the JSON here.")
+flags.DEFINE_string("child", None, "Internal: run one measurement ('loop', 'batch:B', 'torch').")
+
+
+def parse_size(text: str) -> tuple:
+  if "x" in text.lower():
+    h, w = text.lower().split("x")
+    return int(h), int(w)
+  return int(text), int(text)
 
 
 def iteration_flops(hw: int, c_in: int, c: int, n_conv: int) -> float:
   return 2.0 * hw * (2 * 9 * c_in * c + 3 * (n_conv - 1) * 9 * c * c + 3 * c * c)
 
 
-def _time(fn, *args, repeats: int) -> list[float]:
+def _peak_rss_mib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
+
+
+def _timed(fn, *args, repeats: int) -> list:
+  import jax
   out = []
   for _ in range(repeats):
     t = time.perf_counter()
@@ -57,69 +80,176 @@ def _time(fn, *args, repeats: int) -> list[float]:
   return out
 
 
-def matmul_rate(hw: int, c: int, repeats: int) -> float:
-  a = jnp.asarray(np.random.default_rng(0).normal(size=(hw, 9 * c)), jnp.float32)
-  b = jnp.asarray(np.random.default_rng(1).normal(size=(9 * c, c)), jnp.float32)
-  f = jax.jit(jnp.matmul)
-  jax.block_until_ready(f(a, b))
-  return 2.0 * hw * 9 * c * c / min(_time(f, a, b, repeats=repeats)) / 1e9
-
-
-def conv_rate(size: int, c: int, repeats: int) -> float:
+def _rates(hw: int, shape: tuple, c: int, repeats: int) -> dict:
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
   from sgscn_jax import conv
-  x = jnp.asarray(np.random.default_rng(0).normal(size=(size, size, c)), jnp.float32)
-  w = jnp.asarray(np.random.default_rng(1).normal(size=(3, 3, c, c)), jnp.float32)
-  f = jax.jit(conv.conv_same_reference)
-  jax.block_until_ready(f(x, w))
-  return 2.0 * size * size * 9 * c * c / min(_time(f, x, w, repeats=repeats)) / 1e9
+  rng = np.random.default_rng(0)
+  a = jnp.asarray(rng.normal(size=(hw, 9 * c)), jnp.float32)
+  b = jnp.asarray(rng.normal(size=(9 * c, c)), jnp.float32)
+  mm = jax.jit(jnp.matmul)
+  jax.block_until_ready(mm(a, b))
+  x = jnp.asarray(rng.normal(size=shape + (c,)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(3, 3, c, c)), jnp.float32)
+  cv = jax.jit(conv.conv_same_reference)
+  jax.block_until_ready(cv(x, w))
+  flops = 2.0 * hw * 9 * c * c
+  return {"matmul_gflops_per_s": flops / statistics.median(_timed(mm, a, b, repeats=repeats)) / 1e9,
+          "conv_gflops_per_s": flops / statistics.median(_timed(cv, x, w, repeats=repeats)) / 1e9}
 
 
-def loop_timing(size: int, c_in: int, config: Config, n1: int, n2: int, repeats: int) -> dict:
-  image = jax.random.uniform(jax.random.key(1), (size, size, c_in))
+def child_loop() -> dict:
+  import jax
+  from sgscn_jax import Config, optimize
+  shape = parse_size(FLAGS.size)
+  image = jax.random.uniform(jax.random.key(1), shape + (FLAGS.channels,))
   key = jax.random.key(0)
-  results = {}
-  for n in (n1, n2):
-    cfg = Config(n_channels=config.n_channels, n_conv=config.n_conv, iterations=n,
-                 early_stop=False)
+  runs, first = {}, {}
+  for n in (FLAGS.n1, FLAGS.n2):
+    cfg = Config(n_channels=FLAGS.n_channels, n_conv=FLAGS.n_conv, iterations=n, early_stop=False)
     t = time.perf_counter()
     jax.block_until_ready(optimize._segment_one_jit(key, image, cfg))
-    first = time.perf_counter() - t
-    runs = _time(optimize._segment_one_jit, key, image, cfg, repeats=repeats)
-    results[n] = (first, runs)
-  per_iter = [(b - a) / (n2 - n1) for a, b in zip(results[n1][1], results[n2][1])]
-  compile_s = results[n2][0] - statistics.median(results[n2][1])
-  return {"ms_per_iteration": 1e3 * statistics.median(per_iter),
-          "compile_seconds": compile_s}
+    first[n] = time.perf_counter() - t
+    runs[n] = _timed(optimize._segment_one_jit, key, image, cfg, repeats=FLAGS.repeats)
+  per_iter = statistics.median((b - a) / (FLAGS.n2 - FLAGS.n1)
+                               for a, b in zip(runs[FLAGS.n1], runs[FLAGS.n2]))
+  # A second call with other values and the same shapes must reuse the compiled program.
+  before = optimize._segment_one_jit._cache_size()
+  jax.block_until_ready(optimize._segment_one_jit(jax.random.key(7), image * 0.5, cfg))
+  recompiled = optimize._segment_one_jit._cache_size() != before
+  hw = shape[0] * shape[1]
+  flops = iteration_flops(hw, FLAGS.channels, FLAGS.n_channels, FLAGS.n_conv)
+  out = {"ms_per_iteration": 1e3 * per_iter,
+         "gflop_per_iteration": flops / 1e9,
+         "gflops_per_s": flops / per_iter / 1e9,
+         "compile_seconds": first[FLAGS.n2] - statistics.median(runs[FLAGS.n2]),
+         "recompiled": recompiled,
+         "peak_rss_mib": _peak_rss_mib()}
+  out.update(_rates(hw, shape, FLAGS.n_channels, FLAGS.repeats + 2))
+  out["fraction_of_matmul"] = out["gflops_per_s"] / out["matmul_gflops_per_s"]
+  return out
+
+
+def child_batch(b: int) -> dict:
+  import jax
+  import numpy as np
+  from sgscn_jax import Config, optimize
+  s = FLAGS.batch_image_size
+  images = np.asarray(jax.random.uniform(jax.random.key(1), (b, s, s, FLAGS.channels)))
+  keys = optimize.image_keys(0, b)
+  cfg = Config(n_channels=FLAGS.n_channels, n_conv=FLAGS.n_conv,
+               iterations=FLAGS.batch_iterations, early_stop=False)
+  out = {}
+  for batching in ("default", "vmap"):
+    mode = None if batching == "default" else batching
+    optimize.segment_batch(keys, images, cfg, batching=mode)
+    t = statistics.median(_timed(lambda: optimize.segment_batch(keys, images, cfg, batching=mode),
+                                 repeats=FLAGS.repeats))
+    out[f"{batching}_images_per_s"] = b / t
+  out["default_batching"] = optimize.default_batching()
+  optimize.segment_one(keys[0], images[0], cfg)
+  single = statistics.median(_timed(
+      lambda: [optimize.segment_one(keys[i], images[i], cfg).labels for i in range(b)],
+      repeats=FLAGS.repeats))
+  out["one_at_a_time_images_per_s"] = b / single
+  out["peak_rss_mib"] = _peak_rss_mib()
+  return out
+
+
+def child_torch() -> dict:
+  import numpy as np
+  from experiments import torch_loop
+  shape = parse_size(FLAGS.size)
+  image = np.random.default_rng(1).uniform(size=shape + (FLAGS.channels,)).astype(np.float32)
+  kw = dict(n_channels=FLAGS.n_channels, n_conv=FLAGS.n_conv)
+  torch_loop.time_iterations(image, FLAGS.n1, **kw)  # warm-up
+  per_iter = [(torch_loop.time_iterations(image, FLAGS.n2, **kw)
+               - torch_loop.time_iterations(image, FLAGS.n1, **kw)) / (FLAGS.n2 - FLAGS.n1)
+              for _ in range(FLAGS.repeats)]
+  import torch
+  return {"ms_per_iteration": 1e3 * statistics.median(per_iter), "torch": torch.__version__,
+          "threads": torch.get_num_threads(), "peak_rss_mib": _peak_rss_mib()}
+
+
+def _run_child(kind: str, argv: list) -> dict:
+  del argv  # absl strips flags from it; the children get the same flags as this process
+  args = [a for a in sys.argv[1:] if not a.startswith(("--child", "--json_out"))]
+  proc = subprocess.run([sys.executable, "-m", "experiments.benchmark", f"--child={kind}", *args],
+                        capture_output=True, text=True)
+  if proc.returncode != 0:
+    return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _torch_available() -> bool:
+  import importlib.util
+  return importlib.util.find_spec("torch") is not None
+
+
+def _rounded(value):
+  if isinstance(value, float):
+    return round(value, 3)
+  if isinstance(value, dict):
+    return {k: _rounded(v) for k, v in value.items()}
+  return value
+
+
+def table(report: dict) -> str:
+  loop = report["loop"]
+  lines = [f"SGSCN iteration, {report['image']} (C={report['n_channels']}), "
+           f"{report['devices']}, load average before {report['load_average']}",
+           f"  ms / iteration           {loop.get('ms_per_iteration', float('nan')):9.1f}",
+           f"  achieved GFLOP/s         {loop.get('gflops_per_s', float('nan')):9.1f}"
+           f"   (matmul {loop.get('matmul_gflops_per_s', float('nan')):.1f}, "
+           f"forward conv {loop.get('conv_gflops_per_s', float('nan')):.1f}; "
+           f"fraction of matmul {loop.get('fraction_of_matmul', float('nan')):.3f})",
+           f"  compile s / recompiled   {loop.get('compile_seconds', float('nan')):9.2f}"
+           f"   / {loop.get('recompiled')}",
+           f"  peak RSS MiB             {loop.get('peak_rss_mib', float('nan')):9.0f}"]
+  if "torch" in report:
+    t = report["torch"]
+    lines.append(f"  PyTorch ms / iteration   {t.get('ms_per_iteration', float('nan')):9.1f}"
+                 f"   JAX / PyTorch = {report.get('ratio_to_torch', float('nan')):.3f}"
+                 f"   (torch peak RSS {t.get('peak_rss_mib', float('nan')):.0f} MiB)")
+  for b, r in report.get("batches", {}).items():
+    lines.append(f"  batch {b:>2} at {report['batch_image_size']}^2: images/s "
+                 f"default({r.get('default_batching')}) {r.get('default_images_per_s', float('nan')):.3f}"
+                 f"  vmap {r.get('vmap_images_per_s', float('nan')):.3f}"
+                 f"  one-at-a-time {r.get('one_at_a_time_images_per_s', float('nan')):.3f}"
+                 f"  peak RSS {r.get('peak_rss_mib', float('nan')):.0f} MiB")
+  return "\n".join(lines)
 
 
 def main(argv):
-  del argv
-  config = Config(n_channels=FLAGS.n_channels, n_conv=FLAGS.n_conv)
-  hw = FLAGS.size * FLAGS.size
-  timing = loop_timing(FLAGS.size, FLAGS.channels, config, FLAGS.n1, FLAGS.n2, FLAGS.repeats)
-  flops = iteration_flops(hw, FLAGS.channels, config.n_channels, config.n_conv)
-  achieved = flops / (timing["ms_per_iteration"] / 1e3) / 1e9
-  mm = matmul_rate(hw, config.n_channels, FLAGS.repeats + 2)
-  cv = conv_rate(FLAGS.size, config.n_channels, FLAGS.repeats + 2)
-  report = {
-      "image": [FLAGS.size, FLAGS.size, FLAGS.channels],
-      "n_channels": config.n_channels, "n_conv": config.n_conv,
-      "ms_per_iteration": round(timing["ms_per_iteration"], 2),
-      "gflop_per_iteration": round(flops / 1e9, 3),
-      "gflops_per_s": round(achieved, 1),
-      "matmul_gflops_per_s": round(mm, 1),
-      "conv_gflops_per_s": round(cv, 1),
-      "fraction_of_matmul": round(achieved / mm, 3),
-      "compile_seconds": round(timing["compile_seconds"], 2),
-      "jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
-  }
-  for k, v in report.items():
-    print(f"{k:>22}: {v}", file=sys.stderr)
+  if FLAGS.child:
+    kind = FLAGS.child
+    result = (child_loop() if kind == "loop" else child_torch() if kind == "torch"
+              else child_batch(int(kind.split(":")[1])))
+    print(json.dumps(result))
+    return 0
+  import jax
+  h, w = parse_size(FLAGS.size)
+  report = {"image": [h, w, FLAGS.channels], "n_channels": FLAGS.n_channels,
+            "n_conv": FLAGS.n_conv, "repeats": FLAGS.repeats, "jax": jax.__version__,
+            "devices": [str(d) for d in jax.devices()], "cpus": os.cpu_count(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "batch_image_size": FLAGS.batch_image_size}
+  report["loop"] = _run_child("loop", argv)
+  if FLAGS.torch and _torch_available():
+    report["torch"] = _run_child("torch", argv)
+    if "ms_per_iteration" in report["torch"] and "ms_per_iteration" in report["loop"]:
+      report["ratio_to_torch"] = report["loop"]["ms_per_iteration"] / report["torch"]["ms_per_iteration"]
+  batches = [int(b) for b in FLAGS.batch_sizes.split(",") if b.strip()]
+  report["batches"] = {str(b): _run_child(f"batch:{b}", argv) for b in batches}
+  report = _rounded(report)
+  print(table(report), file=sys.stderr)
   text = json.dumps(report)
   print(text)
   if FLAGS.json_out:
     with open(FLAGS.json_out, "w") as f:
       f.write(text + "\n")
+  return 0
 
 
 if __name__ == "__main__":
