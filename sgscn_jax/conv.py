@@ -8,7 +8,7 @@ not affected. Writing the weight gradient as one small matmul per kernel tap,
     dW[k] = sum_p  x_pad[p + k]^T  g[p]          (k over the 3^r taps, p over pixels)
           = X_k^T G,  X_k: [P, C_in] shifted view, G: [P, C_out],
 
-turns it into dense matmuls, which the compiler handles well everywhere.
+turns it into dense matmuls, which the compiler handles well everywhere (`weight_gradient`).
 
 Shapes: `x` is one image `[*spatial, C_in]` (no batch axis: batching is `vmap`'s job),
 `kernel` is `[k]*r + [C_in, C_out]` with odd `k`, and the output is `[*spatial, C_out]`.
@@ -54,25 +54,37 @@ def _conv_same_fwd(x, kernel):
   return conv_same_reference(x, kernel), (x, kernel)
 
 
+def weight_gradient(x: jax.Array, g: jax.Array, k: int) -> jax.Array:
+  """dW[o] = X_o^T G for every tap offset o in {0..k-1}^r: `[k]*r + [C_in, C_out]`.
+
+  X_o `[P, C_in]` is the input's zero-padded view shifted by o, G `[P, C_out]` the output
+  gradient. The taps run as a `lax.scan` (one shifted view alive at a time: computing them
+  all at once kept k^r views of the image in memory, 8 extra `[P, C_in]` buffers of a
+  29-buffer step in 2D), each a plain matmul, which XLA:CPU runs at full speed in a loop.
+  """
+  rank = x.ndim - 1
+  half = k // 2
+  spatial = x.shape[:-1]
+  c_in, c_out = x.shape[-1], g.shape[-1]
+  x_pad = jnp.pad(x, [(half, half)] * rank + [(0, 0)])
+  g_flat = g.reshape(-1, c_out)
+  offsets = jnp.array(list(itertools.product(range(k), repeat=rank)), jnp.int32)
+
+  def tap(carry, offset):
+    view = lax.dynamic_slice(x_pad, tuple(offset) + (0,), spatial + (c_in,))
+    return carry, lax.dot_general(view.reshape(-1, c_in), g_flat, (((0,), (0,)), ((), ())))
+
+  _, taps = lax.scan(tap, None, offsets)
+  return taps.reshape((k,) * rank + (c_in, c_out))
+
+
 def _conv_same_bwd(residuals, g):
   x, kernel = residuals
   rank = x.ndim - 1
-  k = kernel.shape[0]
-  c_in, c_out = kernel.shape[-2:]
-  spatial = x.shape[:-1]
   # Input gradient: correlate g with the spatially flipped kernel, in/out swapped.
   flipped = jnp.flip(kernel, axis=tuple(range(rank)))
   dx = conv_same_reference(g, jnp.swapaxes(flipped, -1, -2))
-  # Weight gradient: one [C_in, P] @ [P, C_out] matmul per tap.
-  half = k // 2
-  x_pad = jnp.pad(x, [(half, half)] * rank + [(0, 0)])
-  g_flat = g.reshape(-1, c_out)
-  taps = []
-  for offset in itertools.product(range(k), repeat=rank):
-    view = lax.slice(x_pad, offset + (0,), tuple(o + n for o, n in zip(offset, spatial)) + (c_in,))
-    taps.append(view.reshape(-1, c_in).T @ g_flat)
-  dkernel = jnp.stack(taps).reshape(kernel.shape)
-  return dx, dkernel
+  return dx, weight_gradient(x, g, kernel.shape[0])
 
 
 conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)

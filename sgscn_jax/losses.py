@@ -43,12 +43,41 @@ def sparse_spatial_loss(response, image, coordinates):
   L_ss = sum_a mean_{p, c} |S[p + e_a, c] - S[p, c]|  over the r spatial axes a
   (means over all P' x C differences of that axis, as the published code; in 2D the
   published `lhpy + lhpz`).
+
+  Gradient (written out, recomputed from S in the backward pass so that no difference
+  array is kept alive): with s_a = sign(S[p + e_a] - S[p]) / n_a (n_a differences),
+  dL/dS[p] = sum_a (s_a[p - e_a] - s_a[p]), each term zero where p +- e_a leaves the image.
   """
   del image, coordinates
+  return _sparse_spatial(response)
+
+
+@jax.custom_vjp
+def _sparse_spatial(response):
   total = 0.0
   for axis in range(response.ndim - 1):
     total = total + jnp.mean(jnp.abs(jnp.diff(response, axis=axis)))
   return total
+
+
+def _ss_fwd(response):
+  return _sparse_spatial(response), response
+
+
+def _ss_bwd(response, g):
+  grad = jnp.zeros_like(response)
+  for axis in range(response.ndim - 1):
+    d = jnp.diff(response, axis=axis)
+    s = jnp.sign(d) * (g / d.size)
+    before = [(0, 0)] * response.ndim
+    after = [(0, 0)] * response.ndim
+    before[axis] = (1, 0)
+    after[axis] = (0, 1)
+    grad = grad + jnp.pad(s, before) - jnp.pad(s, after)
+  return (grad,)
+
+
+_sparse_spatial.defvjp(_ss_fwd, _ss_bwd)
 
 
 def soft_cluster_moments(response: jax.Array, coordinates: jax.Array):
@@ -87,10 +116,41 @@ def context_consistency_loss(response, image, coordinates):
   measure compactness at all: by the law of total variance sum_c m_c var_c equals the
   image's total coordinate variance minus the spread of the cluster centres, so a
   compact centred blob scores the same as the same pixels scattered.
+
+  Gradient (written out, recomputed from S in the backward pass): with M_c = sum_p q_pc,
+  dL/dq_pc = (|x_p - mu_c|^2 - var_c) / (C r M_c) and, through the softmax,
+  dL/dS_pc = q_pc (dL/dq_pc - sum_c' q_pc' dL/dq_pc') (the clip to [0, r] is inactive for
+  any soft assignment and is not differentiated).
   """
   del image
+  return _context_consistency(response, coordinates)
+
+
+@jax.custom_vjp
+def _context_consistency(response, coordinates):
   _, _, var = soft_cluster_moments(response, coordinates)
   return jnp.mean(var) / coordinates.shape[-1]
+
+
+def _cc_fwd(response, coordinates):
+  return _context_consistency(response, coordinates), (response, coordinates)
+
+
+def _cc_bwd(residuals, g):
+  response, coordinates = residuals
+  c, r = response.shape[-1], coordinates.shape[-1]
+  q = jax.nn.softmax(response, axis=-1)                          # [*spatial, C]
+  spatial_axes = tuple(range(response.ndim - 1))
+  mass = jnp.maximum(jnp.sum(q, axis=spatial_axes), 1e-6)       # [C]
+  mu = [jnp.sum(q * coordinates[..., a:a + 1], axis=spatial_axes) / mass for a in range(r)]
+  distance = sum(jnp.square(coordinates[..., a:a + 1] - mu[a]) for a in range(r))  # [*sp, C]
+  var = jnp.sum(q * distance, axis=spatial_axes) / mass         # [C]
+  d_q = (distance - var) / (c * r * mass)
+  d_s = q * (d_q - jnp.sum(q * d_q, axis=-1, keepdims=True))
+  return g * d_s, jnp.zeros_like(coordinates)
+
+
+_context_consistency.defvjp(_cc_fwd, _cc_bwd)
 
 
 def context_consistency_mass_weighted_loss(response, image, coordinates):

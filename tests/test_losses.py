@@ -161,3 +161,30 @@ def test_mass_weighted_variant_cannot_see_compactness():
   a = float(f(_one_hot_response(blob, 2), None, x))
   b = float(f(_one_hot_response(scattered, 2), None, x))
   assert abs(a - b) < 0.01
+
+
+def _plain_sparse_spatial(response):
+  return sum(jnp.mean(jnp.abs(jnp.diff(response, axis=a))) for a in range(response.ndim - 1))
+
+
+def _plain_context_consistency(response, coordinates):
+  _, _, var = losses.soft_cluster_moments(response, coordinates)
+  return jnp.mean(var) / coordinates.shape[-1]
+
+
+@pytest.mark.parametrize("shape", [(9, 7, 5), (4, 6, 5, 3)])
+def test_written_out_loss_gradients_equal_autodiff(shape):
+  """L_ss and L_cc carry written-out gradients (recomputed in the backward pass to save
+  memory): values and gradients must equal `jax.grad` of the plain formulas, 2D and 3D."""
+  response = 2.0 * jax.random.normal(jax.random.key(3), shape)
+  coordinates = losses.coordinate_grid(shape[:-1], spacing=(1.0,) * (len(shape) - 2) + (2.5,))
+  image = jnp.zeros(shape[:-1] + (1,))
+  np.testing.assert_allclose(losses.sparse_spatial_loss(response, image, coordinates),
+                             _plain_sparse_spatial(response), rtol=1e-6)
+  np.testing.assert_allclose(jax.grad(losses.sparse_spatial_loss)(response, image, coordinates),
+                             jax.grad(_plain_sparse_spatial)(response), rtol=1e-5, atol=1e-9)
+  np.testing.assert_allclose(losses.context_consistency_loss(response, image, coordinates),
+                             _plain_context_consistency(response, coordinates), rtol=1e-6)
+  np.testing.assert_allclose(
+      jax.grad(losses.context_consistency_loss)(response, image, coordinates),
+      jax.grad(_plain_context_consistency)(response, coordinates), rtol=1e-4, atol=1e-9)
