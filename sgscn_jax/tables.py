@@ -64,7 +64,7 @@ PAPER_PH2: Dict[tuple, Dict[str, float]] = {
     ("iic", None): {"dice": 81.2, "hm_published": 35.3, "xor": 29.8},
     ("sgscn", None): {"dice": 83.4, "hm_published": 32.3, "xor": 28.2},
 }
-PAPER_ROWS = (("dice", "DSC, paper (%)"), ("xor", "XOR, paper (%)"),
+PAPER_ROWS = (("dice", "DSC, paper (%, all 200 images)"), ("xor", "XOR, paper (%)"),
               ("hm_published", "HM as published, paper (%, definition unstated)"))
 
 

@@ -64,7 +64,7 @@ def test_markdown_and_csv_layout():
   assert "| HD95 (px) ↓ | 4.0 ± 0.0 | 4.0 ± 0.0 |" in lines
   assert "| Jaccard (%) ↑ | – | – |" in lines
   assert "| XOR/I (%) ↓ | inf | inf |" in lines
-  assert "| DSC, paper (%) | 83.4 | – |" in lines
+  assert "| DSC, paper (%, all 200 images) | 83.4 | – |" in lines
   assert "| HM as published, paper (%, definition unstated) | 32.3 | – |" in lines
   assert "| images | 3 | 3 |" in lines
   for m in tables.METRICS:
