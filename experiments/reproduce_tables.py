@@ -1,0 +1,108 @@
+r"""SGSCN's comparison on a data set: Table 1 (every method, one protocol), the loss ablation
+(Figure 3) and a figure of cases.
+
+  python -m experiments.reproduce_tables --dataset ph2 --data_dir ../shared/data/PH2
+  python -m experiments.reproduce_tables --dataset ph2 --data_dir ../shared/data/PH2 --quick
+  python -m experiments.reproduce_tables --dataset folder --images imgs/ --masks masks/ \
+      --seeds 0,1,2 --methods sgscn,iic,kmeans:3
+
+Each (method, setting, seed) runs through `sgscn_jax.pipeline.run_dataset` into
+`<out_dir>/<run>/seed<s>/` (resumable: rerun the same command to finish), then the tables
+are built from those runs' summaries: table1.{md,csv}, ablation.{md,csv,png}, the same
+under the mask-free rule (*_central.*), cases.png and run_log.{csv,json}.
+
+Data-set and working-size flags are `experiments.segment`'s (--dataset, --data_dir,
+--images, --masks, --mask_pattern, --size, --bucket, --batch_size, --limit, --demo_n,
+--demo_size), and so are SGSCN's settings (--iterations, --lr, --w_ss, ...: the base of
+the ablation). --method, --k and --seed are segment.py's: use --methods and --seeds here.
+--quick: 3 images (unless --limit), tiny settings for every method, compiled at XLA
+optimisation level 0: for tests and smoke runs, its numbers mean nothing.
+This file only turns flags into calls; the work is `sgscn_jax.comparison`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+from experiments import segment  # the shared data-set flags, case listing and SGSCN flags
+from sgscn_jax import comparison, pipeline
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("seeds", "0", "Comma-separated seeds; > 1 seed adds ± std over seeds.")
+flags.DEFINE_string("methods", ",".join(comparison.DEFAULT_METHODS),
+                    "Table 1's columns: sgscn, deepcluster, iic, kmeans, a baseline with "
+                    "an optional :k (e.g. kmeans:3).")
+flags.DEFINE_bool("ablation", True, "Also run SGSCN with L_ce, L_ce + L_ss, L_ce + L_ss + L_cc.")
+flags.DEFINE_bool("quick", False, "Few images, few iterations, tiny settings (tests, smoke runs).")
+flags.DEFINE_integer("figure_cases", 4, "Cases (rows) in cases.png.")
+flags.DEFINE_enum("paper", "auto", ["auto", "yes", "no"],
+                  "Rows with the paper's PH2 numbers (auto: for --dataset ph2).")
+
+QUICK_LIMIT = 3
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  for name, instead in (("method", "--methods"), ("k", "--methods kmeans:K"), ("seed", "--seeds")):
+    if FLAGS[name].present:
+      raise app.UsageError(f"--{name} is segment.py's; here use {instead}")
+  try:
+    seeds = [int(s) for s in FLAGS.seeds.split(",") if s.strip()]
+    methods = comparison.parse_methods(FLAGS.methods)
+  except ValueError as e:
+    raise app.UsageError(str(e))
+  if not seeds or len(set(seeds)) != len(seeds):
+    raise app.UsageError(f"--seeds needs distinct integers, got {FLAGS.seeds!r}")
+  if FLAGS.quick and FLAGS.limit is None:
+    FLAGS.limit = QUICK_LIMIT
+  try:
+    cases, load = segment.list_cases()
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  configs = comparison.quick_configs() if FLAGS.quick else comparison.default_configs()
+  if not FLAGS.quick:
+    configs[comparison.SGSCN] = segment.config_from_flags()
+  plan = comparison.plan(methods, FLAGS.ablation, configs)
+  if not plan.runs:
+    raise app.UsageError("nothing to run: give --methods or --ablation")
+  functions = comparison.method_functions(comparison.FAST_COMPILE if FLAGS.quick else None)
+  out_dir = FLAGS.out_dir or f"runs/tables_{FLAGS.dataset}" + ("_quick" if FLAGS.quick else "")
+  options = pipeline.RunOptions(out_dir=out_dir, size=segment.parse_size(FLAGS.size, FLAGS.dataset),
+                                bucket_multiple=FLAGS.bucket, batch_size=FLAGS.batch_size,
+                                montage_cases=FLAGS.montage)
+  print(f"{len(plan.runs)} runs x {len(seeds)} seeds over {len(cases)} cases -> {out_dir}",
+        file=sys.stderr)
+  start = time.perf_counter()
+  try:
+    done, log = comparison.run_all(plan, seeds, cases, load, options, functions,
+                                   run_info={"argv": sys.argv, "dataset": FLAGS.dataset,
+                                             "data_dir": FLAGS.data_dir, "quick": FLAGS.quick})
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  paper = FLAGS.paper == "yes" or (FLAGS.paper == "auto" and FLAGS.dataset == "ph2")
+  notes = (["QUICK MODE: tiny settings, compiled at XLA optimisation level 0; "
+            "the numbers are not results"] if FLAGS.quick else [])
+  written = comparison.write_outputs(
+      plan, done, log, out_dir, dataset=FLAGS.dataset, seeds=seeds, cases=cases, load=load,
+      paper=paper, total_seconds=time.perf_counter() - start, notes=notes,
+      figure_cases=FLAGS.figure_cases)
+  print(open(written["table1.md"] if "table1.md" in written else written["ablation.md"]).read())
+  if "ablation.md" in written and "table1.md" in written:
+    print(open(written["ablation.md"]).read())
+  failed = sum(entry["failed"] for entry in log)
+  print(f"wrote {', '.join(sorted(written))} in {out_dir}", file=sys.stderr)
+  if failed:
+    print(f"{failed} case run(s) failed: see the runs' failures.csv", file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)

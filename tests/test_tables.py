@@ -1,0 +1,250 @@
+"""The paper's comparison: table builder, figures, run plan, and the script end to end."""
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from sgscn_jax import Config, charts, comparison, synthetic, tables
+from sgscn_jax.baselines import KMeansConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _summary(dice_mean, dice_std, seconds_mean, n=3, hd95=(4.0, 1.0)):
+  """A hand-made `summary.json`-like dict (fractions; JSON-style strings for inf/nan)."""
+  stats = lambda m, s: {"mean": m, "std": s, "n": n, "n_nan": 0}
+  metrics = {"largest_overlap.dice": stats(dice_mean, dice_std),
+             "largest_overlap.hd95": stats(*hd95),
+             "largest_overlap.xor_over_intersection": stats("inf", "nan"),
+             "central.dice": stats(dice_mean / 2, dice_std)}
+  return {"metrics": metrics, "seconds_per_case": stats(seconds_mean, 0.5), "finished": n}
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def test_cells_mean_and_std_over_seeds_and_images():
+  column = tables.Column("a", "A", [_summary(0.6, 0.1, 2.0), _summary(0.8, 0.3, 4.0)])
+  cells = tables.column_cells(column)
+  dsc = cells["dice"]
+  assert dsc.mean == pytest.approx(70.0)
+  assert dsc.std_seeds == pytest.approx(math.sqrt(((60 - 70) ** 2 + (80 - 70) ** 2) / 1))
+  assert dsc.std_images == pytest.approx(20.0)
+  assert (dsc.n_images, dsc.n_seeds) == (3, 2)
+  assert cells["hd95"].mean == pytest.approx(4.0)          # pixels: not scaled
+  assert cells["hd95"].std_seeds == pytest.approx(0.0)
+  assert math.isinf(cells["xor_over_intersection"].mean)   # "inf" from JSON stays inf
+  assert math.isnan(cells["xor_over_intersection"].std_seeds)
+  assert cells["jaccard"].n_seeds == 0                     # absent from the summaries
+  assert cells["seconds_per_image"].mean == pytest.approx(3.0)
+  assert cells["total_seconds"].mean == pytest.approx(2.0 * 3 + 4.0 * 3)
+  central = tables.column_cells(column, "central")["dice"]
+  assert central.mean == pytest.approx(35.0)
+  one = tables.column_cells(tables.Column("b", "B", [_summary(0.5, 0.2, 1.0)]))["dice"]
+  assert one.mean == pytest.approx(50.0) and math.isnan(one.std_seeds)
+
+
+def test_markdown_and_csv_layout():
+  columns = [tables.Column("sgscn", "SGSCN", [_summary(0.6, 0.1, 2.0), _summary(0.8, 0.3, 4.0)],
+                           tables.paper_ph2("sgscn", None)),
+             tables.Column("kmeans_k5", "k-means k=5", [_summary(0.5, 0.2, 1.0)] * 2,
+                           tables.paper_ph2("kmeans", 5))]
+  md = tables.table_markdown(columns, "T", findings=["ranked"], notes=["protocol line"])
+  lines = md.splitlines()
+  assert lines[2] == "| metric | SGSCN | k-means k=5 |"
+  assert "| DSC (%) ↑ | 70.0 ± 14.1 | 50.0 ± 0.0 |" in lines
+  assert "| HD95 (px) ↓ | 4.0 ± 0.0 | 4.0 ± 0.0 |" in lines
+  assert "| Jaccard (%) ↑ | – | – |" in lines
+  assert "| XOR/I (%) ↓ | inf | inf |" in lines
+  assert "| DSC, paper (%, all 200 images) | 83.4 | – |" in lines
+  assert "| HM as published, paper (%, definition unstated) | 32.3 | – |" in lines
+  assert "| images | 3 | 3 |" in lines
+  for m in tables.METRICS:
+    assert m.definition in md
+  assert "- ranked" in md and "- protocol line" in md
+  rows, header = tables.table_csv_rows(columns)
+  assert header[:7] == ["metric", "label", "unit", "sgscn", "sgscn.std_seeds",
+                        "sgscn.std_images", "sgscn.n_seeds"]
+  keys = [r["metric"] for r in rows]
+  assert keys == [m.key for m in tables.METRICS] + [
+      "seconds_per_image", "total_seconds", "images", "paper.dice", "paper.xor",
+      "paper.hm_published"]
+  dice = rows[0]
+  assert dice["sgscn"] == pytest.approx(70.0) and dice["sgscn.std_images"] == pytest.approx(20.0)
+  assert dice["kmeans_k5.std_seeds"] == pytest.approx(0.0)
+  assert rows[-3]["sgscn"] == 83.4 and math.isnan(rows[-3]["kmeans_k5"])
+  # no paper rows without published numbers
+  plain = [c._replace(paper={}) for c in columns]
+  assert ", paper (" not in tables.table_markdown(plain, "T")
+  assert tables.ranking(columns) == "SGSCN 70.0 > k-means k=5 50.0"
+
+
+def test_paper_numbers_follow_reference():
+  assert tables.paper_ph2("kmeans", 3) == {"dice": 71.3, "hm_published": 130.8, "xor": 41.3}
+  assert tables.paper_ph2("kmeans", 4)["dice"] == 67.7
+  assert tables.paper_ph2("kmeans", 6) == {}
+  assert tables.paper_ph2("iic", 3)["dice"] == 81.2
+  assert tables.paper_ph2("deepcluster", 5)["xor"] == 31.3
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+def test_plan_runs_the_full_sgscn_once_and_the_ablation_weights():
+  methods = comparison.parse_methods("sgscn,iic,kmeans:3,kmeans:6")
+  assert methods == [("sgscn", None), ("iic", None), ("kmeans", 3), ("kmeans", 6)]
+  for bad in ("sgscn:3", "nope", "kmeans:3,kmeans:3"):
+    with pytest.raises(ValueError):
+      comparison.parse_methods(bad)
+  plan = comparison.plan(methods, True, comparison.default_configs())
+  assert [r.slug for r in plan.table] == ["sgscn", "iic_k3", "kmeans_k3", "kmeans_k6"]
+  assert [r.title for r in plan.table] == ["SGSCN", "IIC", "k-means k=3", "k-means k=6"]
+  assert [r.slug for r in plan.ablation] == ["sgscn_ce", "sgscn_ce_ss", "sgscn"]
+  assert [r.slug for r in plan.runs] == ["sgscn", "iic_k3", "kmeans_k3", "kmeans_k6",
+                                         "sgscn_ce", "sgscn_ce_ss"]
+  weights = [dict(r.config.loss_weights) for r in plan.ablation]
+  assert [(w["sparse_spatial"], w["context_consistency"]) for w in weights] == [
+      (0.0, 0.0), (5.0, 0.0), (5.0, 1.0)]
+  assert plan.ablation[2].config == Config() == plan.table[0].config
+  assert [r.title for r in plan.ablation] == ["L_ce", "L_ce + 5 L_ss", "L_ce + 5 L_ss + L_cc"]
+  assert plan.table[3].config == KMeansConfig(k=6)
+  assert comparison.plan(methods[1:], False, comparison.default_configs()).ablation == []
+
+
+def test_pick_cases_spreads_over_the_ranking():
+  rows = [{"case_id": f"c{i}", "largest_overlap.dice": d}
+          for i, d in enumerate([0.5, 0.9, math.nan, 0.7, 0.1])]
+  assert comparison.pick_cases(rows, 3) == ["c1", "c0", "c2"]
+  assert comparison.pick_cases(rows, 10) == ["c1", "c3", "c0", "c4", "c2"]
+  assert comparison.pick_cases([], 2) == []
+
+
+# ----------------------------------------------------------------------------- charts
+
+
+def test_bar_chart_and_case_grid_sizes_and_pixels():
+  img = charts.bar_chart(["DSC", "J"], [("a", [50.0, 40.0], [5.0, math.nan]),
+                                        ("b", [math.nan, 130.0], [1.0, 2.0])],
+                         title="t", size=(300, 200))
+  assert img.shape == (200, 300, 3) and img.dtype == np.uint8
+  assert np.any(np.all(img == charts.SERIES_COLOURS[0], axis=-1))   # bars drawn
+  assert np.any(np.all(img == charts.SERIES_COLOURS[1], axis=-1))
+  assert [charts.nice_limit(v) for v in (0.5, 83.0, 100.0, 132.0, 260.0)] == [
+      1.0, 100.0, 100.0, 200.0, 500.0]
+  image = np.full((6, 8, 3), 0.5, np.float32)
+  pred = np.zeros((6, 8), bool)
+  pred[1:3, 1:3] = True
+  panel = charts.segment_panel(image, pred, None)
+  expected = np.round(0.55 * 128 + 0.45 * np.array(charts.SEGMENT_COLOUR)).astype(np.uint8)
+  np.testing.assert_array_equal(panel[1, 1], expected)
+  np.testing.assert_array_equal(panel[5, 7], [128, 128, 128])
+  big = charts.segment_panel(image, pred, pred, height=12)
+  assert big.shape == (12, 16, 3)
+  np.testing.assert_array_equal(big[2, 2], report_gt_colour())      # gt outline on top
+  grid = charts.case_grid(["a", "b", "c"], [("r1", [panel] * 3, ["x", "", "y"]),
+                                            ("r2", [panel] * 3, ["", "", ""])],
+                          panel_height=30, footer="f")
+  line, gap, w = charts.LINE, 4, round(30 * 8 / 6)
+  assert grid.shape == (gap + line + 2 * (line + 30 + line + gap) + line, gap + 3 * (w + gap), 3)
+  with pytest.raises(ValueError):
+    charts.case_grid(["a"], [("r", [panel] * 2, ["", ""])])
+
+
+def report_gt_colour():
+  from sgscn_jax import report
+  return np.array(report.GT_COLOUR, np.uint8)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def _write_cases(root: Path, n=3, shape=(24, 32)):
+  (root / "images").mkdir(parents=True)
+  (root / "masks").mkdir()
+  for i in range(n):
+    image, mask = synthetic.lesion_image(i, shape)
+    iio.imwrite(root / "images" / f"case{i}.png", (image * 255).astype(np.uint8))
+    iio.imwrite(root / "masks" / f"case{i}.png", mask.astype(np.uint8) * 255)
+
+
+def _script(*args):
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  return subprocess.run([sys.executable, "-m", "experiments.reproduce_tables", *args], cwd=ROOT,
+                        env=env, capture_output=True, text=True, timeout=600)
+
+
+def _csv(path):
+  with open(path, newline="") as f:
+    return list(csv.DictReader(f))
+
+
+def test_script_quick_mode_end_to_end(tmp_path):
+  _write_cases(tmp_path / "data")
+  out = tmp_path / "tables"
+  data = [f"--dataset=folder", f"--images={tmp_path / 'data' / 'images'}",
+          f"--masks={tmp_path / 'data' / 'masks'}", f"--out_dir={out}", "--size=native"]
+  proc = _script(*data, "--quick", "--seeds=0,1", "--batch_size=2")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "### Table 1" in proc.stdout and "### Ablation" in proc.stdout
+  for name in ("table1.md", "table1.csv", "table1_central.md", "table1_central.csv",
+               "ablation.md", "ablation.csv", "ablation.png", "cases.png", "run_log.csv",
+               "run_log.json"):
+    assert (out / name).is_file(), name
+  slugs = ["sgscn", "deepcluster_k3", "iic_k3", "kmeans_k3", "kmeans_k4", "kmeans_k5",
+           "kmeans_k6"]
+  summaries = {s: [json.loads((out / s / f"seed{k}" / "summary.json").read_text())
+                   for k in (0, 1)] for s in slugs + ["sgscn_ce", "sgscn_ce_ss"]}
+  table = _csv(out / "table1.csv")
+  assert [r["metric"] for r in table] == [m.key for m in tables.METRICS] + [
+      "seconds_per_image", "total_seconds", "images"]            # no paper rows: not PH2
+  assert list(table[0])[3::4] == slugs
+  for row, metric in zip(table, tables.METRICS):
+    for slug in slugs:
+      stats = [s["metrics"][f"largest_overlap.{metric.key}"] for s in summaries[slug]]
+      scale = 100.0 if metric.unit == "%" else 1.0
+      means = [scale * float(s["mean"]) for s in stats]
+      np.testing.assert_allclose(float(row[slug]), np.mean(means), rtol=1e-12)
+      np.testing.assert_allclose(float(row[f"{slug}.std_seeds"]), np.std(means, ddof=1),
+                                 rtol=1e-9, atol=1e-12)
+      np.testing.assert_allclose(float(row[f"{slug}.std_images"]),
+                                 np.mean([scale * float(s["std"]) for s in stats]), rtol=1e-9)
+      if metric.key in ("dice", "jaccard", "hammoude", "precision", "recall"):
+        assert 0.0 <= float(row[slug]) <= 100.0
+  assert all(float(v) == 3 for k, v in table[-1].items() if k in slugs)   # images
+  ablation = _csv(out / "ablation.csv")
+  assert list(ablation[0])[3::4] == ["sgscn_ce", "sgscn_ce_ss", "sgscn"]
+  assert float(ablation[0]["sgscn"]) == float(table[0]["sgscn"])            # one run, two tables
+  central = _csv(out / "table1_central.csv")
+  np.testing.assert_allclose(float(central[0]["iic_k3"]), np.mean(
+      [100 * float(s["metrics"]["central.dice"]["mean"]) for s in summaries["iic_k3"]]))
+  weights = [dict(s[0]["config"]["loss_weights"]) for s in
+             (summaries["sgscn_ce"], summaries["sgscn_ce_ss"], summaries["sgscn"])]
+  assert [(w["sparse_spatial"], w["context_consistency"]) for w in weights] == [
+      (0.0, 0.0), (5.0, 0.0), (5.0, 1.0)]
+  assert iio.imread(out / "ablation.png").shape == (420, 720, 3)
+  w = round(128 * 32 / 24)
+  line = charts.LINE
+  assert iio.imread(out / "cases.png").shape == (4 + line + 3 * (line + 128 + line + 4) + line,
+                                                 4 + 9 * (w + 4), 3)
+  log = _csv(out / "run_log.csv")
+  assert len(log) == 9 * 2 and all(r["resumed"] == "0" and r["finished"] == "3" for r in log)
+  md = (out / "table1.md").read_text()
+  assert "QUICK MODE" in md and "± " in md and "Wall time of this invocation" in md
+
+  # a rerun resumes everything; other settings in the same folder are refused
+  proc = _script(*data, "--quick", "--seeds=0,1", "--batch_size=2", "--methods=kmeans:3",
+                 "--noablation")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert [r["resumed"] for r in _csv(out / "run_log.csv")] == ["3", "3"]
+  proc = _script(*data, "--seeds=0", "--methods=kmeans:3", "--noablation")
+  assert proc.returncode == 2 and "another configuration" in proc.stderr
+  proc = _script(*data, "--seed=1")
+  assert proc.returncode != 0 and "--seeds" in proc.stderr
