@@ -15,6 +15,7 @@ After the loop the labels are the argmax of F(params, image), renumbered 0..K-1.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Dict, NamedTuple
 
 import jax
@@ -179,6 +180,56 @@ def _segment_batch_sequential_jit(keys, images, config: Config) -> Segmentation:
   return lax.map(lambda args: _segment_one(args[0], args[1], config), (keys, images))
 
 
+def _segment_batch_chunked(keys, images, config: Config, chunk_size: int) -> Segmentation:
+  return lax.map(lambda args: _segment_one(args[0], args[1], config), (keys, images),
+                 batch_size=chunk_size)
+
+
+_segment_batch_chunked_jit = jax.jit(_segment_batch_chunked, static_argnums=(2, 3))
+
+
+@functools.lru_cache(maxsize=64)
+def image_peak_bytes(image_shape: tuple, config: Config) -> int:
+  """Working memory of one image's whole optimisation, from XLA's own buffer assignment.
+
+  Compiles (without running) the single-image program for `image_shape` `(*spatial, C_in)`
+  and returns its temporary plus argument and output bytes. A vmapped chunk of n images
+  needs about n times this. (2D, default config: about 19 `[P, C]` float32 buffers.)
+  """
+  key = jax.eval_shape(lambda: jax.random.key(0))
+  image = jax.ShapeDtypeStruct(tuple(image_shape), jnp.float32)
+  stats = _segment_one_jit.lower(key, image, config).compile().memory_analysis()
+  return int(stats.temp_size_in_bytes + stats.argument_size_in_bytes + stats.output_size_in_bytes)
+
+
+def available_bytes(device=None) -> int:
+  """Memory free for a new program: the accelerator's free memory, or MemAvailable on CPU."""
+  device = device or jax.devices()[0]
+  stats = device.memory_stats() if device.platform != "cpu" else None
+  if stats and "bytes_limit" in stats:
+    return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+  try:
+    with open("/proc/meminfo") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def auto_chunk_size(image_shape: tuple, n_images: int, config: Config, *,
+                    budget_bytes: int | None = None, safety: float = 0.8) -> int:
+  """Images to vmap together so that a chunk fits in `safety` x the available memory.
+
+  `floor(safety * budget / image_peak_bytes)`, clipped to [1, n_images]; with chunk 1 the
+  batch runs one image after the other (peak memory of one image).
+  """
+  budget = available_bytes() if budget_bytes is None else budget_bytes
+  per_image = image_peak_bytes(tuple(image_shape), config)
+  return int(max(1, min(n_images, (safety * budget) // max(per_image, 1))))
+
+
 def default_batching() -> str:
   """"vmap" on accelerators; "sequential" (`lax.map`, one image after the other inside one
   program) on CPU, where vmapping independent optimisations measured ~2x slower per image
@@ -199,7 +250,7 @@ def segment_one(key, image, config: Config = Config()) -> Segmentation:
 
 
 def segment_batch(keys, images, config: Config = Config(), *,
-                  batching: str | None = None) -> Segmentation:
+                  batching: str | None = None, chunk_size: int | None = None) -> Segmentation:
   """`segment_one` for each of `images` `[B, *spatial, C_in]` with `keys` `[B]`, in one jit.
 
   Each image's result equals its `segment_one` run with the same key (up to float
@@ -213,6 +264,10 @@ def segment_batch(keys, images, config: Config = Config(), *,
       way to fill an accelerator; a stopped image's lane is frozen while others run),
       "sequential" (`lax.map`: the images one after the other inside one program) or
       None for `default_batching()`.
+    chunk_size: with "vmap", the images run in chunks of this many vmapped images, one
+      chunk after the other (`lax.map(..., batch_size=chunk_size)`): the memory of a chunk,
+      not of the batch. None: `auto_chunk_size` from the image size and the memory
+      available (the whole batch when it fits). Ignored by "sequential".
   """
   shape = tuple(np.shape(images))
   if len(shape) < 1:
@@ -225,8 +280,16 @@ def segment_batch(keys, images, config: Config = Config(), *,
   batching = batching or default_batching()
   if batching not in ("vmap", "sequential"):
     raise ValueError(f"batching must be 'vmap' or 'sequential', got {batching!r}")
-  fn = _segment_batch_jit if batching == "vmap" else _segment_batch_sequential_jit
-  return fn(keys, jnp.asarray(images, jnp.float32), config)
+  images = jnp.asarray(images, jnp.float32)
+  if batching == "sequential":
+    return _segment_batch_sequential_jit(keys, images, config)
+  if chunk_size is None:
+    chunk_size = auto_chunk_size(shape[1:], shape[0], config)
+  if chunk_size < 1:
+    raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+  if chunk_size >= shape[0]:
+    return _segment_batch_jit(keys, images, config)
+  return _segment_batch_chunked_jit(keys, images, config, int(chunk_size))
 
 
 def image_keys(seed: int, n: int) -> jax.Array:

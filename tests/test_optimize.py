@@ -43,11 +43,13 @@ def test_raw_uint32_keys_are_accepted():
   np.testing.assert_array_equal(a.labels, b.labels)
 
 
-@pytest.mark.parametrize("batching", ["vmap", "sequential"])
-def test_batch_equals_single_image_runs(batching):
+@pytest.mark.parametrize("batching,chunk_size", [("vmap", None), ("vmap", 2), ("sequential", None)])
+def test_batch_equals_single_image_runs(batching, chunk_size):
+  """Whole-batch vmap, chunked vmap (2 + 1 images, lax.map over vmapped chunks) and
+  sequential batches all equal one-at-a-time runs."""
   images = np.stack([_image(i) for i in range(3)])
   keys = image_keys(7, 3)
-  batch = segment_batch(keys, images, SMALL, batching=batching)
+  batch = segment_batch(keys, images, SMALL, batching=batching, chunk_size=chunk_size)
   for i in range(3):
     one = segment_one(keys[i], images[i], SMALL)
     np.testing.assert_allclose(batch.history.total[i], one.history.total, rtol=1e-4)
@@ -183,3 +185,13 @@ def test_real_image_few_iterations_reduce_loss_and_labels(shared_data):
   assert np.all(np.isfinite(total))
   assert total[-1] < total[0]
   assert labels[-1] < labels[0]
+
+
+def test_auto_chunk_size_follows_the_memory_budget():
+  per_image = optimize.image_peak_bytes((20, 24, 3), SMALL)
+  # The compiled program's buffers grow with the pixels and the channels.
+  assert optimize.image_peak_bytes((40, 48, 3), SMALL) > 3 * per_image
+  assert 20 * 24 * 16 * 4 * 5 < per_image
+  for budget, expected in ((10 * per_image, 3), (2 * per_image, 1), (3 * per_image, 2), (0, 1)):
+    assert optimize.auto_chunk_size((20, 24, 3), 3, SMALL, budget_bytes=budget) == expected
+  assert optimize.available_bytes() > 0
