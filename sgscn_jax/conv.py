@@ -10,6 +10,14 @@ not affected. Writing the weight gradient as one small matmul per kernel tap,
 
 turns it into dense matmuls, which the compiler handles well everywhere.
 
+Memory: the k^r shifted views X_k are each as large as the input. Built side by side
+(one unrolled matmul per tap) XLA keeps them all alive at once: for a 3D volume that is
+27 copies of the layer's input. From rank 3 on the taps therefore run one after the
+other (`lax.map` over the offsets, one view alive at a time): measured on a
+32x64x64 volume with 32 channels, the whole SGSCN loop's temporary memory fell from
+843 MB to 395 MB (about 50 to 24 activations) at no cost in speed. In 2D (9 taps) the
+unrolled form is kept.
+
 Shapes: `x` is one image `[*spatial, C_in]` (no batch axis: batching is `vmap`'s job),
 `kernel` is `[k]*r + [C_in, C_out]` with odd `k`, and the output is `[*spatial, C_out]`.
 """
@@ -23,6 +31,7 @@ import jax.numpy as jnp
 from jax import lax
 
 _SPATIAL_LETTERS = "DHW"
+SEQUENTIAL_TAPS_MIN_RANK = 3  # from this rank on the weight-gradient taps run one at a time
 
 
 def _dimension_numbers(rank: int):
@@ -67,12 +76,20 @@ def _conv_same_bwd(residuals, g):
   half = k // 2
   x_pad = jnp.pad(x, [(half, half)] * rank + [(0, 0)])
   g_flat = g.reshape(-1, c_out)
-  taps = []
-  for offset in itertools.product(range(k), repeat=rank):
-    view = lax.slice(x_pad, offset + (0,), tuple(o + n for o, n in zip(offset, spatial)) + (c_in,))
-    taps.append(view.reshape(-1, c_in).T @ g_flat)
-  dkernel = jnp.stack(taps).reshape(kernel.shape)
-  return dx, dkernel
+  offsets = list(itertools.product(range(k), repeat=rank))
+  if rank >= SEQUENTIAL_TAPS_MIN_RANK:
+    def tap(offset):
+      view = lax.dynamic_slice(x_pad, tuple(offset) + (0,), spatial + (c_in,))
+      return view.reshape(-1, c_in).T @ g_flat
+    dkernel = lax.map(tap, jnp.asarray(offsets, jnp.int32))
+  else:
+    taps = []
+    for offset in offsets:
+      view = lax.slice(x_pad, offset + (0,),
+                       tuple(o + n for o, n in zip(offset, spatial)) + (c_in,))
+      taps.append(view.reshape(-1, c_in).T @ g_flat)
+    dkernel = jnp.stack(taps)
+  return dx, dkernel.reshape(kernel.shape)
 
 
 conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)
