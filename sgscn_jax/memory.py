@@ -31,8 +31,10 @@ at a rate `FLOPS_PER_SECOND` measured on the project's 2-core machine.
 resolution (a downsampling factor), the channel count and the mode ("3d" first, "slices"
 as the fallback), in that order of preference:
 
-    for factor 1, 2, 3, 4, 6, 8:  for channels max, 64, 32 (<= max):  3d if it fits
-    then the same for slices
+    3d at factor 1, 2; then slices at factor 1, 2; then 3d at 3, 4, 6, 8; then slices at 3..8
+    (at each: channels max, 64, 32, the first that fits)
+
+i.e. 3D is given up for slices at full resolution before it drops below half resolution.
 
 Any of these can be fixed by the caller; a fixed setting that does not fit is refused
 with a `MemoryBudgetError` that names settings that would, before anything starts.
@@ -50,7 +52,8 @@ BYTES_PER_FLOAT = 4
 BASE_BYTES = 470e6
 ACTIVATIONS_3D = 26.0
 ACTIVATIONS_2D = 44.0
-FLOPS_PER_SECOND = 60e9     # achieved by the SGSCN loop on 2 cores (3D), measured
+FLOPS_PER_SECOND = 10e9     # achieved by the 3D loop on the shared 2-core machine (measured
+                            # 3.3-9.4 GFLOP/s at 32x64x64, 32 channels, under load)
 SAFETY = 0.8                # plan with at most this share of the memory available
 FACTORS = (1, 2, 3, 4, 6, 8)
 CHANNEL_STEPS = (64, 32)      # auto never goes below 32 channels (pass n_channels for fewer)
@@ -171,21 +174,32 @@ class Plan:
             f"~{self.estimated_seconds:.0f} s of compute ({self.chosen})")
 
 
+def _order(modes, factors):
+  """(mode, factor) pairs in order of preference (module docstring)."""
+  pairs = []
+  for group in ((1, 2), (3, 4, 6, 8)):
+    for mode in ("3d", "slices"):
+      pairs += [(mode, f) for f in factors if f in group and mode in modes]
+  pairs += [(m, f) for m in ("3d", "slices") for f in factors
+            if m in modes and (m, f) not in pairs]
+  return pairs
+
+
 def _candidates(shape, spacing, c_in, n_conv, iterations, modes, factors, channels):
-  for mode in modes:
-    for factor in factors:
-      f = factors_for(spacing, factor)
-      work = working_shape(shape, f)
-      for c in channels:
-        yield Plan(mode, factor, f, work, c, estimate_bytes(work, c_in, c, mode=mode, n_conv=n_conv),
-                   0, iterations * flops_per_iteration(work, c_in, c, mode=mode, n_conv=n_conv)
-                   / FLOPS_PER_SECOND)
+  for mode, factor in _order(modes, factors):
+    f = factors_for(spacing, factor)
+    work = working_shape(shape, f)
+    for c in channels:
+      yield Plan(mode, factor, f, work, c, estimate_bytes(work, c_in, c, mode=mode, n_conv=n_conv),
+                 0, iterations * flops_per_iteration(work, c_in, c, mode=mode, n_conv=n_conv)
+                 / FLOPS_PER_SECOND)
 
 
 def plan_volume(shape: Sequence[int], c_in: int = 1, *, spacing=None, mode: str = "auto",
                 factor: Optional[int] = None, n_channels: Optional[int] = None,
                 max_channels: int = 100, n_conv: int = 2, iterations: int = 50,
-                memory_limit=None, time_limit: Optional[float] = None) -> Plan:
+                memory_limit=None, time_limit: Optional[float] = None,
+                channel_steps: Sequence[int] = CHANNEL_STEPS) -> Plan:
   """Chooses mode, working resolution and channels for a volume `shape = (D, H, W)`.
 
   Args:
@@ -199,6 +213,7 @@ def plan_volume(shape: Sequence[int], c_in: int = 1, *, spacing=None, mode: str 
     memory_limit: bytes (or '8G') the run may use; default `SAFETY` x `available_bytes()`.
     time_limit: optional compute budget in seconds (estimated, `FLOPS_PER_SECOND`): plans
       estimated to take longer are passed over like plans that do not fit in memory.
+    channel_steps: the channel counts tried after `max_channels` (those below it).
 
   Returns:
     The first `Plan` that fits (order in the module docstring).
@@ -216,7 +231,7 @@ def plan_volume(shape: Sequence[int], c_in: int = 1, *, spacing=None, mode: str 
   modes = ("3d", "slices") if mode == "auto" else (mode,)
   factors = FACTORS if factor is None else (int(factor),)
   if n_channels is None:
-    channels = (max_channels,) + tuple(c for c in CHANNEL_STEPS if c < max_channels)
+    channels = (max_channels,) + tuple(c for c in channel_steps if c < max_channels)
   else:
     channels = (int(n_channels),)
   fixed = "fixed" if (mode != "auto" and factor is not None and n_channels is not None) else "auto"

@@ -137,6 +137,13 @@ def read_volume_file(path, spacing=None) -> VolumeFile:
                 ("given" if spacing is not None else "none"))
     return VolumeFile(record.volume, geometry.spacing, info, geometry)
   array, image = _nifti_array(path)
+  return nifti_volume(image, array, path)
+
+
+def nifti_volume(image, array: Optional[np.ndarray] = None, path="<image>") -> VolumeFile:
+  """A loaded 3D nibabel image (e.g. one a package ships) as a `VolumeFile`, by the rules
+  of `read_volume_file`."""
+  array = np.asanyarray(image.dataobj) if array is None else array
   source_shape = tuple(int(n) for n in array.shape)
   array = np.transpose(array, (2, 1, 0))[..., None]
   io._check_size(path, array.shape[:3], "DHW")
