@@ -35,13 +35,15 @@ flags.DEFINE_string("out_dir", "runs/mni152", "Output folder.")
 flags.DEFINE_list("methods", list(METHODS), f"Any of {METHODS}.")
 flags.DEFINE_integer("margin", 2, "Voxels kept around the brain mask's bounding box.")
 flags.DEFINE_integer("factor", 1, "Downsampling factor of the cropped template.")
-flags.DEFINE_integer("iterations", 50, "SGSCN: maximum iterations (early stop at 3 labels).")
+flags.DEFINE_integer("iterations", 50, "SGSCN: maximum iterations.")
+flags.DEFINE_integer("min_labels", 3, "SGSCN: early stop at this many labels (published: 3).")
 flags.DEFINE_integer("n_channels", None, "SGSCN: fixed channels (default: planned).")
 flags.DEFINE_float("time_limit", 360.0, "SGSCN: estimated compute seconds per method.")
 flags.DEFINE_string("memory_limit", None, "Memory a method may use (default 80% available).")
 flags.DEFINE_integer("k", 4, "k-means clusters (background, CSF, GM, WM).")
 flags.DEFINE_integer("seed", 0, "PRNG seed.")
 flags.DEFINE_string("worker", None, "Internal: run one method and print its JSON row.")
+flags.DEFINE_bool("table_only", False, "Print the table of an earlier run's results.json.")
 
 CHANNEL_STEPS = (64, 32, 24, 16)
 
@@ -86,9 +88,11 @@ def _worker(method: str) -> dict:
                               memory_limit=FLAGS.memory_limit, time_limit=FLAGS.time_limit,
                               channel_steps=CHANNEL_STEPS)
     print(f"plan {method}: {plan.describe()}", file=sys.stderr, flush=True)
-    config = Config(n_channels=plan.n_channels, iterations=FLAGS.iterations)
+    config = Config(n_channels=plan.n_channels, iterations=FLAGS.iterations,
+                    min_labels=FLAGS.min_labels)
     seg = volume.segment_volume(key, work, config, mode=mode, spacing=work_spacing)
-    row.update(n_channels=plan.n_channels, estimated_mb=round(plan.estimated_bytes / 1e6),
+    row.update(n_channels=plan.n_channels, min_labels=FLAGS.min_labels,
+               estimated_mb=round(plan.estimated_bytes / 1e6),
                estimated_seconds=round(plan.estimated_seconds))
   else:
     config = kmeans.KMeansConfig(k=FLAGS.k)
@@ -115,8 +119,26 @@ def _worker(method: str) -> dict:
   return row
 
 
+def table_markdown(rows) -> str:
+  """The Markdown table of `results.json` rows."""
+  lines = ["| method | working volume | channels / k | iterations | labels | DSC GM | DSC WM | "
+           "GM, WM one cluster | wall s | CPU s | peak RSS MB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    size = "x".join(map(str, r["work_shape"])) + f" at {r['spacing_mm'][0]:g} mm"
+    lines.append(f"| {r['method']} | {size} | {r.get('n_channels', r.get('k'))} | "
+                 f"{r['iterations']} | {r['n_labels']} | {100 * r['dice_gm']:.1f} | "
+                 f"{100 * r['dice_wm']:.1f} | {'yes' if r['same_cluster'] else 'no'} | "
+                 f"{r.get('wall_seconds', '')} | {r['cpu_seconds']} | {r['peak_rss_mb']} |")
+  return "\n".join(lines) + "\n"
+
+
 def main(argv):
   del argv
+  if FLAGS.table_only:
+    rows = json.loads((Path(FLAGS.out_dir) / "results.json").read_text())
+    print(table_markdown(rows))
+    return 0
   if FLAGS.worker:
     print(json.dumps(_worker(FLAGS.worker)))
     return 0
@@ -129,7 +151,8 @@ def main(argv):
   out = Path(FLAGS.out_dir)
   out.mkdir(parents=True, exist_ok=True)
   passed = [f"--{name}={getattr(FLAGS, name)}" for name in
-            ("resolution", "out_dir", "margin", "factor", "iterations", "time_limit", "k", "seed")]
+            ("resolution", "out_dir", "margin", "factor", "iterations", "min_labels", "time_limit",
+             "k", "seed")]
   passed += [f"--n_channels={FLAGS.n_channels}"] if FLAGS.n_channels else []
   passed += [f"--memory_limit={FLAGS.memory_limit}"] if FLAGS.memory_limit else []
   rows = []
@@ -148,15 +171,7 @@ def main(argv):
     print(json.dumps(row), file=sys.stderr, flush=True)
     rows.append(row)
   (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
-  lines = ["| method | working volume | channels / k | iterations | labels | DSC GM | DSC WM | "
-           "wall s | CPU s | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
-  for r in rows:
-    size = "x".join(map(str, r["work_shape"])) + f" at {r['spacing_mm'][0]:g} mm"
-    lines.append(f"| {r['method']} | {size} | {r.get('n_channels', r.get('k'))} | "
-                 f"{r['iterations']} | {r['n_labels']} | {100 * r['dice_gm']:.1f} | "
-                 f"{100 * r['dice_wm']:.1f} | {r['wall_seconds']} | {r['cpu_seconds']} | "
-                 f"{r['peak_rss_mb']} |")
-  table = "\n".join(lines) + "\n"
+  table = table_markdown(rows)
   (out / "table.md").write_text(table)
   print(table)
   return 0
