@@ -7,6 +7,8 @@ generates) into runs/demo:
   python -m experiments.segment --dataset ph2 --data_dir ../shared/data/PH2 --out_dir runs/ph2
   python -m experiments.segment --dataset folder --images my_images/ [--masks my_masks/ \
       --mask_pattern '{stem}_mask.png']
+  python -m experiments.segment --dataset volume --images my_volumes/ [--masks my_masks/] \
+      [--volume_mode auto|3d|slices --memory_limit 8G --factor 2 --spacing 2,0.5,0.5]
 
 This file only turns flags into a `Config` and `RunOptions`; the work is
 `sgscn_jax.pipeline.run_dataset`. Exit status 1 if any case failed (see failures.csv).
@@ -14,6 +16,7 @@ This file only turns flags into a `Config` and `RunOptions`; the work is
 
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import app
@@ -22,7 +25,7 @@ from absl import flags
 import dataclasses
 import functools
 
-from sgscn_jax import Config, baselines, optimize, pipeline
+from sgscn_jax import Config, baselines, memory, optimize, pipeline, volume_pipeline
 from sgscn_jax.datasets import DATASETS, get_dataset
 
 FLAGS = flags.FLAGS
@@ -64,6 +67,17 @@ flags.DEFINE_enum("selection", "largest_overlap", ["largest_overlap", "central"]
 flags.DEFINE_integer("demo_n", 4, "demo: number of synthetic images.")
 flags.DEFINE_integer("demo_size", 128, "demo: image side.")
 flags.DEFINE_integer("montage", 6, "Cases in montage.png.")
+# Volumes (--dataset volume).
+flags.DEFINE_enum("volume_mode", "auto", ["auto", "3d", "slices"],
+                  "volume: 3D SGSCN, slice by slice, or chosen by memory.")
+flags.DEFINE_integer("factor", None, "volume: downsampling factor (default: chosen by memory).")
+flags.DEFINE_string("memory_limit", None, "volume: memory a run may use, e.g. 8G "
+                    "(default: 80% of MemAvailable). Channels (default: auto, at most "
+                    "--n_channels) are fixed by passing --n_channels.")
+flags.DEFINE_float("time_limit", None, "volume: estimated compute budget per volume, seconds.")
+flags.DEFINE_string("spacing", None, "volume: dz,dy,dx for files that state no voxel size.")
+flags.DEFINE_bool("consistent_labels", True, "volume, slice mode: match labels between slices.")
+flags.DEFINE_integer("slice_axis", 0, "volume, slice mode: the axis of the slices.")
 
 
 def parse_size(text: str, dataset: str):
@@ -118,6 +132,44 @@ def list_cases():
   return (cases[: FLAGS.limit] if FLAGS.limit else cases), module.load_case
 
 
+def run_volumes(name: str, config) -> int:
+  """--dataset volume: `volume_pipeline.run_volumes` (one volume at a time, planned memory)."""
+  from sgscn_jax.datasets import volume as volume_dataset
+  root = FLAGS.data_dir or FLAGS.images
+  if root is None:
+    raise app.UsageError("--dataset volume needs --images (or --data_dir)")
+  spacing = None if FLAGS.spacing is None else tuple(float(v) for v in FLAGS.spacing.split(","))
+  try:
+    absolute = lambda p: None if p is None else os.path.abspath(p)  # noqa: E731
+    cases = volume_dataset.list_cases(
+        absolute(root), images_dir=absolute(FLAGS.images) if FLAGS.data_dir else None,
+        masks_dir=absolute(FLAGS.masks), mask_pattern=FLAGS.mask_pattern, spacing=spacing)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  cases = cases[: FLAGS.limit] if FLAGS.limit else cases
+  options = volume_pipeline.VolumeOptions(
+      out_dir=FLAGS.out_dir or f"runs/volume_{name}", seed=FLAGS.seed, method_name=name,
+      mode=FLAGS.volume_mode, factor=FLAGS.factor,
+      n_channels=FLAGS.n_channels if FLAGS["n_channels"].present else None,
+      memory_limit=FLAGS.memory_limit, time_limit=FLAGS.time_limit,
+      consistent=FLAGS.consistent_labels, slice_axis=FLAGS.slice_axis,
+      overlay_rule=FLAGS.selection)
+  print(f"{len(cases)} volumes -> {options.out_dir}", file=sys.stderr)
+  try:
+    result = volume_pipeline.run_volumes(cases, volume_dataset.load_case, config, options,
+                                         run_info={"argv": sys.argv, "dataset": "volume"})
+  except memory.MemoryBudgetError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 3
+  print(open(f"{options.out_dir}/summary.md").read())
+  if result.failures:
+    print(f"{len(result.failures)} case(s) failed: see {options.out_dir}/failures.csv",
+          file=sys.stderr)
+    return 1
+  return 0
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -125,6 +177,8 @@ def main(argv):
     name, method, config = method_from_flags()
   except ValueError as e:
     raise app.UsageError(str(e))
+  if FLAGS.dataset == "volume":
+    return run_volumes(name, config)
   try:
     cases, load = list_cases()
   except ValueError as e:

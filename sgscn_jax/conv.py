@@ -10,6 +10,12 @@ not affected. Writing the weight gradient as one small matmul per kernel tap,
 
 turns it into dense matmuls, which the compiler handles well everywhere (`weight_gradient`).
 
+Memory: the k^r shifted views X_k are each as large as the input. Built side by side
+(one unrolled matmul per tap) XLA keeps them all alive at once. The taps therefore run one
+after the other (`lax.scan` over the offsets, one view alive at a time): a 2D step fell from
+29.4 to 21.2 live `[P, C]` buffers, and on a 32x64x64 volume with 32 channels the whole
+loop's temporary memory from 843 MB to 395 MB, at no measurable cost in speed.
+
 Shapes: `x` is one image `[*spatial, C_in]` (no batch axis: batching is `vmap`'s job),
 `kernel` is `[k]*r + [C_in, C_out]` with odd `k`, and the output is `[*spatial, C_out]`.
 """

@@ -192,20 +192,24 @@ def total_loss(response, image, coordinates,
 
 
 def coordinate_grid(spatial_shape: Tuple[int, ...], spacing=None) -> jax.Array:
-  """Pixel coordinates `[*spatial, r]`, each axis spanning [-1, 1].
+  """Pixel coordinates `[*spatial, r]`.
 
-  With `spacing` (physical size of a voxel per axis), axes keep their physical proportions:
-  the longest physical extent spans [-1, 1] and shorter ones a centred sub-interval.
+  Without `spacing` every axis spans [-1, 1] (a non-square image is stretched). With
+  `spacing` `[r]` (the physical size of a pixel or voxel along each axis, e.g. mm, in
+  the order of `spatial_shape`) axes keep their physical proportions: axis a spans
+  [-h_a, h_a] with h_a = e_a / max_b e_b, e_a = (n_a - 1) s_a its physical extent, so the
+  longest physical extent spans [-1, 1]. `spacing` may be a traced array (one compiled
+  program serves every spacing); an anisotropic volume is then not distorted.
   """
-  axes = []
-  if spacing is None:
-    for n in spatial_shape:
-      axes.append(jnp.linspace(-1.0, 1.0, n) if n > 1 else jnp.zeros((1,)))
-  else:
-    extents = [max(n - 1, 1) * s for n, s in zip(spatial_shape, spacing)]
-    longest = max(extents)
-    for n, extent in zip(spatial_shape, extents):
-      half = extent / longest
-      axes.append(jnp.linspace(-half, half, n) if n > 1 else jnp.zeros((1,)))
+  rank = len(spatial_shape)
+  axes = [jnp.linspace(-1.0, 1.0, n) if n > 1 else jnp.zeros((1,)) for n in spatial_shape]
+  if spacing is not None:
+    spacing = jnp.asarray(spacing, jnp.float32)
+    if spacing.shape != (rank,):
+      raise ValueError(f"spacing must have one entry per spatial axis ({rank}), "
+                       f"got shape {spacing.shape}")
+    extents = jnp.asarray([max(n - 1, 1) for n in spatial_shape], jnp.float32) * spacing
+    half = extents / jnp.max(extents)
+    axes = [axis * half[a] for a, axis in enumerate(axes)]
   grids = jnp.meshgrid(*axes, indexing="ij")
   return jnp.stack(grids, axis=-1).astype(jnp.float32)

@@ -143,80 +143,111 @@ def recall(pred, gt, valid=None) -> float:
 
 
 def boundary(mask: np.ndarray) -> np.ndarray:
-  """Pixels of a 2D mask with at least one 4-neighbour outside it (outside the image
-  counts as outside the mask), bool [H, W]."""
+  """Pixels (voxels) of a mask of any rank with at least one face neighbour outside it
+  (4-neighbours in 2D, 6 in 3D; outside the array counts as outside the mask), bool."""
+  mask = np.asarray(mask, bool)
   inner = np.pad(mask, 1, constant_values=False)
-  eroded = (inner[1:-1, 1:-1] & inner[:-2, 1:-1] & inner[2:, 1:-1] & inner[1:-1, :-2]
-            & inner[1:-1, 2:])
+  centre = tuple(slice(1, -1) for _ in range(mask.ndim))
+  eroded = inner[centre].copy()
+  for axis in range(mask.ndim):
+    for shift in (slice(None, -2), slice(2, None)):
+      eroded &= inner[centre[:axis] + (shift,) + centre[axis + 1:]]
   return mask & ~eroded
 
 
-def _column_distance(features: np.ndarray) -> np.ndarray:
-  """Row distance from each pixel to the nearest feature pixel of its column, [H, W]
-  float64 (inf for columns without features)."""
-  h = features.shape[0]
-  rows = np.arange(h, dtype=np.float64)[:, None]
-  above = np.maximum.accumulate(np.where(features, rows, -np.inf), axis=0)
-  below = np.minimum.accumulate(np.where(features, rows, np.inf)[::-1], axis=0)[::-1]
-  return np.minimum(rows - above, below - rows)
+def _first_axis_distance(features: np.ndarray) -> np.ndarray:
+  """Index distance along axis 0 from each pixel to the nearest feature pixel on its line
+  (all other indices equal), float64 of `features`' shape (inf on a line without one)."""
+  n = features.shape[0]
+  index = np.arange(n, dtype=np.float64).reshape((n,) + (1,) * (features.ndim - 1))
+  above = np.maximum.accumulate(np.where(features, index, -np.inf), axis=0)
+  below = np.minimum.accumulate(np.where(features, index, np.inf)[::-1], axis=0)[::-1]
+  return np.minimum(index - above, below - index)
+
+
+def _fold_axis(g2: np.ndarray, axis: int, step: float, chunk: int = 1 << 22) -> np.ndarray:
+  """Exact squared distance after adding `axis`: out[..., i, ...] =
+  min_j g2[..., j, ...] + (step (i - j))^2, computed in chunks of `chunk` numbers."""
+  g2 = np.moveaxis(g2, axis, -1)
+  n = g2.shape[-1]
+  flat = g2.reshape(-1, n)
+  offsets = (step * (np.arange(n)[:, None] - np.arange(n)[None, :])) ** 2  # [i, j]
+  out = np.empty_like(flat)
+  rows = max(1, chunk // (n * n))
+  for start in range(0, len(flat), rows):
+    block = flat[start:start + rows]
+    out[start:start + rows] = (block[:, None, :] + offsets[None]).min(axis=-1)
+  return np.moveaxis(out.reshape(g2.shape), -1, axis)
 
 
 def _directed_distances(points: np.ndarray, features: np.ndarray,
-                        spacing: tuple[float, float], chunk: int = 1 << 22) -> np.ndarray:
-  """Exact Euclidean distance from each of `points` [N, 2] to the nearest `features` pixel.
+                        spacing: Sequence[float], chunk: int = 1 << 22) -> np.ndarray:
+  """Exact Euclidean distance from each of `points` `[N, r]` to the nearest `features` pixel.
 
-  Separable: with g[y, x'] the row distance to the nearest feature in column x',
-  d(y, x)^2 = min_x' (sy g[y, x'])^2 + (sx (x - x'))^2. Cost O(HW + N W), no SciPy.
+  Separable (no SciPy): g = squared distance along axis 0 (scaled by s_0), then for each
+  further axis a < r-1 the whole grid is folded, g(.., i_a, ..) = min_j g(.., j, ..) +
+  (s_a (i_a - j))^2; the last axis is folded only at the points. In 2D this is
+  d(y, x)^2 = min_x' (s_y g_col[y, x'])^2 + (s_x (x - x'))^2. Cost
+  O(P sum_{0<a<r-1} n_a + N n_{r-1}).
   """
-  sy, sx = spacing
-  g2 = (_column_distance(features) * sy) ** 2  # [H, W]
-  cols = np.arange(features.shape[1], dtype=np.float64)
+  rank = features.ndim
+  g2 = (_first_axis_distance(features) * float(spacing[0])) ** 2
+  for axis in range(1, rank - 1):
+    g2 = _fold_axis(g2, axis, float(spacing[axis]), chunk)
+  last = features.shape[-1]
+  cols = np.arange(last, dtype=np.float64)
+  step_last = float(spacing[-1])
   out = np.empty(len(points), np.float64)
-  step = max(1, chunk // features.shape[1])
+  step = max(1, chunk // last)
   for start in range(0, len(points), step):
-    y, x = points[start:start + step, 0], points[start:start + step, 1]
-    d2 = g2[y] + ((x[:, None] - cols[None, :]) * sx) ** 2  # [n, W]
+    p = points[start:start + step]
+    lines = g2[tuple(p[:, a] for a in range(rank - 1))]  # [n, last]
+    d2 = lines + ((p[:, -1:] - cols[None, :]) * step_last) ** 2
     out[start:start + step] = np.sqrt(d2.min(axis=1))
   return out
 
 
-def hausdorff95(pred, gt, valid=None, spacing: Sequence[float] = (1.0, 1.0),
+def hausdorff95(pred, gt, valid=None, spacing: Sequence[float] | None = None,
                 percentile: float = 95.0) -> float:
   """95th-percentile symmetric Hausdorff distance between the *boundaries* of A and B.
 
-  With dA, dB the boundary pixels of A and B (`boundary`) and d(p, S) the Euclidean
-  distance from p to the nearest pixel of S (in units of `spacing`, pixels by default):
+  With dA, dB the boundary pixels (voxels) of A and B (`boundary`) and d(p, S) the
+  Euclidean distance from p to the nearest pixel of S, in units of `spacing` (pixels by
+  default; mm for a volume with its voxel size):
   HD95 = max(P95{d(p, dB) : p in dA}, P95{d(q, dA) : q in dB}), P95 being NumPy's
   linearly interpolated 95th percentile (the convention of MedPy and MONAI).
 
   Args:
-    pred, gt, valid: 2D masks as for `dice`; A and B are clipped to `valid` first, so the
-      edge of `valid` can be a boundary.
-    spacing: (dy, dx) pixel size.
+    pred, gt, valid: masks of any rank >= 1 as for `dice`; A and B are clipped to `valid`
+      first, so the edge of `valid` can be a boundary.
+    spacing: pixel size per axis, e.g. (dy, dx) or (dz, dy, dx); None: all 1.
     percentile: 95 by default; 100 gives the classical Hausdorff distance.
 
   Returns:
     0 if A and B are both empty; inf if exactly one is empty.
   """
   a, b = _masks(pred, gt, valid)
-  if a.ndim != 2:
-    raise ValueError(f"hausdorff95 takes 2D masks, got shape {a.shape}")
+  if a.ndim < 1:
+    raise ValueError(f"hausdorff95 takes masks of rank >= 1, got shape {a.shape}")
+  spacing = (1.0,) * a.ndim if spacing is None else tuple(float(s) for s in spacing)
+  if len(spacing) != a.ndim:
+    raise ValueError(f"spacing {spacing} needs one entry per axis of {a.shape}")
   if not a.any() and not b.any():
     return 0.0
   if not a.any() or not b.any():
     return float("inf")
-  spacing = (float(spacing[0]), float(spacing[1]))
-  edge_a, edge_b = boundary(a), boundary(b)
+  # Distances between the two boundaries never leave the bounding box of A u B.
+  where = np.argwhere(a | b)
+  box = tuple(slice(lo, hi + 1) for lo, hi in zip(where.min(0), where.max(0)))
+  edge_a, edge_b = boundary(a)[box], boundary(b)[box]
   d_ab = _directed_distances(np.argwhere(edge_a), edge_b, spacing)
   d_ba = _directed_distances(np.argwhere(edge_b), edge_a, spacing)
   return float(max(np.percentile(d_ab, percentile), np.percentile(d_ba, percentile)))
 
 
-def all_metrics(pred, gt, valid=None, spacing: Sequence[float] = (1.0, 1.0)) -> dict[str, float]:
-  """Every score of this module for one image, keyed by `METRIC_NAMES` (fractions).
-
-  `hd95` is included for 2D masks only.
-  """
+def all_metrics(pred, gt, valid=None, spacing: Sequence[float] | None = None) -> dict[str, float]:
+  """Every score of this module for one image or volume, keyed by `METRIC_NAMES`
+  (fractions; `hd95` in units of `spacing`, pixels by default)."""
   tp, fp, fn = _counts(pred, gt, valid)
   scores = {
       "dice": _ratio(2 * tp, 2 * tp + fp + fn, 1.0),
@@ -227,8 +258,7 @@ def all_metrics(pred, gt, valid=None, spacing: Sequence[float] = (1.0, 1.0)) -> 
       "recall": _one_sided(tp, fn, fp),
   }
   scores["hammoude"] = 1.0 - scores["jaccard"]
-  if np.ndim(gt) == 2:
-    scores["hd95"] = hausdorff95(pred, gt, valid, spacing)
+  scores["hd95"] = hausdorff95(pred, gt, valid, spacing)
   return {name: float(scores[name]) for name in METRIC_NAMES if name in scores}
 
 
@@ -279,10 +309,11 @@ def largest_overlap_cluster(labels, gt, valid=None) -> int:
 def central_cluster(labels, sigma: float = 0.25) -> int:
   """A mask-free choice: the cluster that holds the image centre and little else.
 
-  With pixel-centre coordinates u, v in [-1, 1] (u along H, v along W) and a centre
-  prior g(p) = exp(-(u^2 + v^2) / (2 sigma^2)), each present label l gets
+  With pixel-centre coordinates u_a in [-1, 1] along every axis a (u, v along H, W in 2D;
+  a volume adds its depth) and a centre prior g(p) = exp(-sum_a u_a^2 / (2 sigma^2)), each
+  present label l gets
     share(l) = sum_{p in l} g(p) / sum_p g(p)     (its part of the centre)
-    size(l)  = |l| / (H W)                         (its part of the image)
+    size(l)  = |l| / P                             (its part of the image, P pixels)
     score(l) = share(l)^2 / size(l) = share(l) * (share(l) / size(l)),
   i.e. central coverage times concentration at the centre; the highest score wins,
   ties to the lower id. A large background that surrounds a central object has a small
@@ -296,19 +327,20 @@ def central_cluster(labels, sigma: float = 0.25) -> int:
   lesion's cluster, so the lesion cluster touches the border too.
 
   Args:
-    labels: integer label map [H, W] (non-negative).
+    labels: integer label map `[H, W]` or `[D, H, W]` (non-negative), every axis >= 2.
     sigma: width of the centre prior, in units of the half-side of the image.
   """
   labels = _check_labels(labels)
-  if labels.ndim != 2 or min(labels.shape) < 2:
-    raise ValueError(f"labels must be [H, W] with H, W >= 2, got {labels.shape}")
+  if labels.ndim not in (2, 3) or min(labels.shape) < 2:
+    raise ValueError(f"labels must be [H, W] or [D, H, W], every axis >= 2, got {labels.shape}")
   if sigma <= 0:
     raise ValueError(f"sigma must be > 0, got {sigma}")
-  h, w = labels.shape
   n = int(labels.max()) + 1
-  u = (np.arange(h) + 0.5) * (2.0 / h) - 1.0
-  v = (np.arange(w) + 0.5) * (2.0 / w) - 1.0
-  prior = np.exp(-(u[:, None] ** 2 + v[None, :] ** 2) / (2.0 * sigma ** 2))
+  squared = 0.0
+  for axis, size in enumerate(labels.shape):
+    u = (np.arange(size) + 0.5) * (2.0 / size) - 1.0
+    squared = squared + (u ** 2).reshape([-1 if a == axis else 1 for a in range(labels.ndim)])
+  prior = np.broadcast_to(np.exp(-squared / (2.0 * sigma ** 2)), labels.shape)
   share = np.bincount(labels.ravel(), weights=prior.ravel(), minlength=n) / prior.sum()
   size = np.bincount(labels.ravel(), minlength=n) / labels.size
   score = np.where(size > 0, share ** 2 / np.maximum(size, 1e-300), -1.0)

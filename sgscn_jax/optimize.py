@@ -10,6 +10,10 @@ One iteration (the published loop):
   L = sum_n w_n L_n(S, image, x);  params <- SGD-momentum(params, dL/dparams)
   stop if |unique(C)| <= min_labels (early_stop) or if L or its gradient is not finite
 After the loop the labels are the argmax of F(params, image), renumbered 0..K-1.
+
+The coordinates x of L_cc span [-1, 1] per axis, or, given a `spacing` (physical voxel
+size per axis, an array argument, not part of the static `Config`), keep the image's
+physical proportions (`losses.coordinate_grid`).
 """
 
 from __future__ import annotations
@@ -148,9 +152,9 @@ def _initial_state(key, image, config: Config) -> LoopState:
                    jnp.array(False), jnp.array(True), history)
 
 
-def _segment_one(key, image, config: Config) -> Segmentation:
+def _segment_one(key, image, config: Config, spacing=None) -> Segmentation:
   image = image.astype(jnp.float32)
-  coordinates = losses.coordinate_grid(image.shape[:-1])
+  coordinates = losses.coordinate_grid(image.shape[:-1], spacing)
   state = _initial_state(key, image, config)
   step = functools.partial(_update_step, image=image, coordinates=coordinates, config=config)
   if config.early_stop:
@@ -171,18 +175,31 @@ def _as_key(key):
 
 
 _segment_one_jit = jax.jit(_segment_one, static_argnames="config")
-_segment_batch_jit = jax.jit(jax.vmap(_segment_one, in_axes=(0, 0, None)),
+_segment_batch_jit = jax.jit(jax.vmap(_segment_one, in_axes=(0, 0, None, 0)),
                              static_argnums=2)
 
 
 @functools.partial(jax.jit, static_argnums=2)
-def _segment_batch_sequential_jit(keys, images, config: Config) -> Segmentation:
-  return lax.map(lambda args: _segment_one(args[0], args[1], config), (keys, images))
+def _segment_batch_sequential_jit(keys, images, config: Config, spacing=None) -> Segmentation:
+  return lax.map(lambda args: _segment_one(args[0], args[1], config, args[2]),
+                 (keys, images, spacing))
 
 
-def _segment_batch_chunked(keys, images, config: Config, chunk_size: int) -> Segmentation:
-  return lax.map(lambda args: _segment_one(args[0], args[1], config), (keys, images),
-                 batch_size=chunk_size)
+def check_spacing(spacing, rank: int, *, name: str = "spacing"):
+  """`spacing` as float32 `[rank]` (None stays None); ValueError unless all are finite > 0."""
+  if spacing is None:
+    return None
+  values = np.asarray(spacing, np.float64)
+  if values.shape != (rank,) or not np.all(np.isfinite(values)) or not np.all(values > 0):
+    raise ValueError(f"{name}: expected {rank} finite positive voxel sizes (one per "
+                     f"spatial axis), got {spacing!r}")
+  return jnp.asarray(values, jnp.float32)
+
+
+def _segment_batch_chunked(keys, images, config: Config, chunk_size: int,
+                           spacing=None) -> Segmentation:
+  return lax.map(lambda args: _segment_one(args[0], args[1], config, args[2]),
+                 (keys, images, spacing), batch_size=chunk_size)
 
 
 _segment_batch_chunked_jit = jax.jit(_segment_batch_chunked, static_argnums=(2, 3))
@@ -237,20 +254,25 @@ def default_batching() -> str:
   return "sequential" if jax.default_backend() == "cpu" else "vmap"
 
 
-def segment_one(key, image, config: Config = Config()) -> Segmentation:
+def segment_one(key, image, config: Config = Config(), *, spacing=None) -> Segmentation:
   """Segments one image `[*spatial, C_in]` (float, e.g. in [0, 1]) with a fresh network.
 
   Args:
     key: a PRNG key (typed, or raw uint32[2]) for the network's initialisation.
     image: `[H, W, C_in]` or `[D, H, W, C_in]`.
     config: static; equal configurations share one compiled program per input shape.
+    spacing: optional `[r]` physical pixel/voxel size per spatial axis (e.g. `(dz, dy, dx)`
+      in mm): L_cc then measures compactness in physical units. None: every axis spans
+      [-1, 1]. Not static: one program serves every spacing.
   """
   check_image(image)
-  return _segment_one_jit(_as_key(key), jnp.asarray(image, jnp.float32), config)
+  spacing = check_spacing(spacing, np.ndim(image) - 1)
+  return _segment_one_jit(_as_key(key), jnp.asarray(image, jnp.float32), config, spacing)
 
 
 def segment_batch(keys, images, config: Config = Config(), *,
-                  batching: str | None = None, chunk_size: int | None = None) -> Segmentation:
+                  batching: str | None = None, chunk_size: int | None = None,
+                  spacing=None) -> Segmentation:
   """`segment_one` for each of `images` `[B, *spatial, C_in]` with `keys` `[B]`, in one jit.
 
   Each image's result equals its `segment_one` run with the same key (up to float
@@ -268,6 +290,8 @@ def segment_batch(keys, images, config: Config = Config(), *,
       chunk after the other (`lax.map(..., batch_size=chunk_size)`): the memory of a chunk,
       not of the batch. None: `auto_chunk_size` from the image size and the memory
       available (the whole batch when it fits). Ignored by "sequential".
+    spacing: optional physical pixel size per spatial axis, `[r]` (shared by every image)
+      or `[B, r]` (see `segment_one`).
   """
   shape = tuple(np.shape(images))
   if len(shape) < 1:
@@ -280,16 +304,25 @@ def segment_batch(keys, images, config: Config = Config(), *,
   batching = batching or default_batching()
   if batching not in ("vmap", "sequential"):
     raise ValueError(f"batching must be 'vmap' or 'sequential', got {batching!r}")
+  if spacing is not None:
+    rank = len(shape) - 2
+    per_image = np.broadcast_to(np.asarray(spacing, np.float64), (shape[0], rank)) if (
+        np.ndim(spacing) == 1) else np.asarray(spacing, np.float64)
+    if per_image.shape != (shape[0], rank):
+      raise ValueError(f"spacing: expected [{rank}] or [{shape[0]}, {rank}], "
+                       f"got shape {np.shape(spacing)}")
+    spacing = jnp.stack([check_spacing(s, rank, name=f"spacing[{b}]")
+                         for b, s in enumerate(per_image)])
   images = jnp.asarray(images, jnp.float32)
   if batching == "sequential":
-    return _segment_batch_sequential_jit(keys, images, config)
+    return _segment_batch_sequential_jit(keys, images, config, spacing)
   if chunk_size is None:
     chunk_size = auto_chunk_size(shape[1:], shape[0], config)
   if chunk_size < 1:
     raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
   if chunk_size >= shape[0]:
-    return _segment_batch_jit(keys, images, config)
-  return _segment_batch_chunked_jit(keys, images, config, int(chunk_size))
+    return _segment_batch_jit(keys, images, config, spacing)
+  return _segment_batch_chunked_jit(keys, images, config, int(chunk_size), spacing)
 
 
 def image_keys(seed: int, n: int) -> jax.Array:

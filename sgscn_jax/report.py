@@ -248,3 +248,52 @@ def montage(rows: Sequence[MontageRow], *, panel_height: Optional[int] = None,
       x += panel.shape[1] + gap
     y += panels[0].shape[0] + gap
   return _draw_text(canvas, [t for t in texts if t[2]]) if line else canvas
+
+
+def orthogonal_overlay(volume: np.ndarray, pred: Optional[np.ndarray], gt: Optional[np.ndarray] = None,
+                       *, spacing: Optional[Sequence[float]] = None,
+                       centre: Optional[Sequence[int]] = None, panel_size: int = 256,
+                       gap: int = 4) -> np.ndarray:
+  """Three orthogonal slices through a volume, side by side, with `overlay`'s outlines.
+
+  Panels (left to right): the slice across axis 0 (`volume[z]`, H x W), across axis 1
+  (`volume[:, y]`, D x W) and across axis 2 (`volume[:, :, x]`, D x H), through `centre`
+  `(z, y, x)` (default: the centre of `gt`'s bounding box, else of the volume). Each
+  panel is resampled to its physical aspect ratio (`spacing` `(dz, dy, dx)`; nearest
+  neighbour for the masks) and scaled so its longest side is at most `panel_size`.
+
+  Args:
+    volume: `[D, H, W, C]` or `[D, H, W]`, float in [0, 1].
+    pred, gt: bool `[D, H, W]` or None.
+
+  Returns:
+    uint8 `[h, w, 3]`.
+  """
+  from sgscn_jax import resize  # host-side resampling helpers
+  volume = np.asarray(volume, np.float32)
+  if volume.ndim == 3:
+    volume = volume[..., None]
+  shape = volume.shape[:3]
+  spacing = (1.0, 1.0, 1.0) if spacing is None else tuple(float(s) for s in spacing)
+  if centre is None:
+    where = np.argwhere(gt) if gt is not None and np.any(gt) else None
+    centre = (tuple(int(c) for c in (where.min(0) + where.max(0)) // 2) if where is not None
+              else tuple(n // 2 for n in shape))
+  panels = []
+  for axis in range(3):
+    index = tuple(int(centre[a]) if a == axis else slice(None) for a in range(3))
+    rows, cols = [a for a in range(3) if a != axis]
+    height, width = shape[rows] * spacing[rows], shape[cols] * spacing[cols]
+    scale = panel_size / max(height, width)
+    target = (max(2, int(round(height * scale))), max(2, int(round(width * scale))))
+    image = resize.resize_image(volume[index], target)
+    masks = [None if m is None else resize.labels_to_shape(np.asarray(m)[index], target)
+             for m in (pred, gt)]
+    panels.append(overlay(image, masks[0], masks[1]))
+  height = max(p.shape[0] for p in panels)
+  canvas = np.zeros((height, sum(p.shape[1] for p in panels) + gap * 2, 3), np.uint8)
+  x = 0
+  for p in panels:
+    canvas[: p.shape[0], x:x + p.shape[1]] = p
+    x += p.shape[1] + gap
+  return canvas

@@ -134,3 +134,49 @@ def labels_to_shape(labels: np.ndarray, shape: Sequence[int]) -> np.ndarray:
   rows = nearest_indices(labels.shape[0], h)
   cols = nearest_indices(labels.shape[1], w)
   return labels[rows[:, None], cols[None, :]]
+
+
+# --------------------------------------------------------------------------- volumes
+
+
+def area_weights(n_in: int, n_out: int) -> np.ndarray:
+  """`[n_out, n_in]` weights of exact box (area) resampling along one axis.
+
+  Output cell i covers the input interval [i n_in / n_out, (i + 1) n_in / n_out); its value
+  is the mean of the input over that interval, each input cell weighted by the length of
+  its overlap. Rows sum to 1 and weights are >= 0 (values stay in range); with
+  n_out = n_in it is the identity. When enlarging, each output cell copies the input cell
+  it lies in (pieces of one cell).
+  """
+  edges = np.arange(n_out + 1, dtype=np.float64) * n_in / n_out
+  lo, hi = edges[:-1, None], edges[1:, None]
+  cells = np.arange(n_in, dtype=np.float64)[None, :]
+  overlap = np.clip(np.minimum(hi, cells + 1) - np.maximum(lo, cells), 0.0, None)
+  return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+def resize_volume(volume: np.ndarray, shape) -> np.ndarray:
+  """Resamples `[D, H, W, C]` (or any `[*spatial, C]`) to `[*shape, C]` by separable area
+  weights (`area_weights`), float32; a copy when the shape is unchanged."""
+  out = np.asarray(volume, np.float32)
+  shape = tuple(int(n) for n in shape)
+  if len(shape) != out.ndim - 1:
+    raise ValueError(f"shape {shape} needs one entry per spatial axis of {out.shape}")
+  for axis, n in enumerate(shape):
+    if out.shape[axis] != n:
+      weights = area_weights(out.shape[axis], n).astype(np.float32)
+      out = np.moveaxis(np.tensordot(weights, out, axes=([1], [axis])), 0, axis)
+  return np.ascontiguousarray(out, np.float32)
+
+
+def labels_to_volume_shape(labels: np.ndarray, shape) -> np.ndarray:
+  """Nearest-neighbour resampling of a label map of any rank to `shape` (pixel centres
+  matched per axis as `labels_to_shape`; no new label appears)."""
+  labels = np.asarray(labels)
+  shape = tuple(int(n) for n in shape)
+  if len(shape) != labels.ndim:
+    raise ValueError(f"shape {shape} needs one entry per axis of {labels.shape}")
+  if shape == labels.shape:
+    return labels.copy()
+  index = np.ix_(*[nearest_indices(n_in, n_out) for n_in, n_out in zip(labels.shape, shape)])
+  return labels[index]

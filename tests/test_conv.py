@@ -46,3 +46,18 @@ def test_custom_vjp_inside_a_loop_under_vmap():
     return jax.jit(jax.vmap(one))(xs)
 
   np.testing.assert_allclose(run(conv.conv_same), run(conv.conv_same_reference), rtol=1e-4, atol=1e-5)
+
+
+def test_3d_taps_scan_inside_a_loop_under_vmap():
+  rng = np.random.default_rng(2)
+  xs = jnp.asarray(rng.normal(size=(2, 4, 5, 6, 2)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(3, 3, 3, 2, 3)), jnp.float32)
+
+  def run(f):
+    def one(x):
+      def body(_, w):
+        return w - 0.01 * jax.grad(lambda w: jnp.sum(f(x, w) ** 2))(w)
+      return jax.lax.fori_loop(0, 3, body, w)
+    return jax.jit(jax.vmap(one))(xs)
+
+  np.testing.assert_allclose(run(conv.conv_same), run(conv.conv_same_reference), rtol=1e-4, atol=1e-4)

@@ -188,3 +188,48 @@ def test_written_out_loss_gradients_equal_autodiff(shape):
   np.testing.assert_allclose(
       jax.grad(losses.context_consistency_loss)(response, image, coordinates),
       jax.grad(_plain_context_consistency)(response, coordinates), rtol=1e-4, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------- volumes
+
+
+def test_coordinate_grid_3d_with_anisotropic_spacing_is_physical():
+  x = np.asarray(losses.coordinate_grid((3, 5, 9), spacing=(4.0, 1.0, 0.5)))
+  # extents: 2 * 4 = 8, 4 * 1 = 4, 8 * 0.5 = 4: z spans [-1, 1], y and x [-0.5, 0.5]
+  np.testing.assert_allclose(x[:, 0, 0, 0], [-1, 0, 1])
+  np.testing.assert_allclose(x[0, :, 0, 1], np.linspace(-0.5, 0.5, 5), atol=1e-7)
+  np.testing.assert_allclose(x[0, 0, :, 2], np.linspace(-0.5, 0.5, 9), atol=1e-7)
+  # One physical millimetre is the same coordinate step along every axis (4 mm vs 0.5 mm).
+  np.testing.assert_allclose(x[1, 0, 0, 0] - x[0, 0, 0, 0], 8 * (x[0, 0, 1, 2] - x[0, 0, 0, 2]),
+                             rtol=1e-6)
+  traced = jax.jit(lambda s: losses.coordinate_grid((3, 5, 9), s))(jnp.asarray([4.0, 1.0, 0.5]))
+  np.testing.assert_allclose(traced, x, rtol=1e-6)
+  with pytest.raises(ValueError, match="one entry per spatial axis"):
+    losses.coordinate_grid((3, 5, 9), spacing=(1.0, 1.0))
+
+
+def test_context_consistency_in_3d_with_spacing_matches_numpy():
+  s = np.random.default_rng(4).normal(size=(3, 4, 5, 3)).astype(np.float32)
+  x = np.asarray(losses.coordinate_grid((3, 4, 5), spacing=(3.0, 1.0, 0.8)), np.float64)
+  q = _np_softmax(s.astype(np.float64)).reshape(-1, 3)
+  xs = x.reshape(-1, 3)
+  expected = 0.0
+  for c in range(3):
+    w = q[:, c] / q[:, c].sum()
+    centre = (w[:, None] * xs).sum(0)
+    expected += (w * ((xs - centre) ** 2).sum(-1)).sum()
+  expected /= 3 * 3
+  np.testing.assert_allclose(losses.context_consistency_loss(s, None, x), expected, rtol=1e-5)
+
+
+def test_context_consistency_sees_physical_compactness_in_anisotropic_volumes():
+  """A ball in millimetres is compact once the spacing is known, a flat slab is not."""
+  d, h, w = 8, 24, 24
+  zz, yy, xx = np.meshgrid(np.arange(d) * 3.0, np.arange(h) * 1.0, np.arange(w) * 1.0, indexing="ij")
+  ball = ((zz - 10.5) ** 2 + (yy - 11.5) ** 2 + (xx - 11.5) ** 2) < 49   # round in mm
+  slab = np.zeros_like(ball)
+  slab[3:5] = True  # two whole slices: flat in mm
+  x = losses.coordinate_grid((d, h, w), (3.0, 1.0, 1.0))
+  a = losses.context_consistency_loss(_one_hot_response(ball.astype(int), 2), None, x)
+  b = losses.context_consistency_loss(_one_hot_response(slab.astype(int), 2), None, x)
+  assert float(a) < float(b)

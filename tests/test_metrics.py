@@ -216,3 +216,53 @@ def test_selection_errors():
     M.central_cluster(labels - 1)
   with pytest.raises(ValueError, match="integers"):
     M.largest_overlap_cluster(labels.astype(float), GT)
+
+
+# ------------------------------------------------------------------------- volumes
+
+
+def _brute_hd(a, b, spacing, percentile=95):
+  s = np.asarray(spacing, np.float64)
+  ea, eb = np.argwhere(M.boundary(a)) * s, np.argwhere(M.boundary(b)) * s
+  d = np.sqrt(((ea[:, None, :] - eb[None, :, :]) ** 2).sum(-1))
+  return max(np.percentile(d.min(1), percentile), np.percentile(d.min(0), percentile))
+
+
+def test_boundary_in_3d_uses_the_six_face_neighbours():
+  cube = np.zeros((5, 5, 5), bool)
+  cube[1:4, 1:4, 1:4] = True
+  edge = M.boundary(cube)
+  assert edge.sum() == 27 - 1 and not edge[2, 2, 2]  # all but the centre voxel
+  full = np.ones((3, 4, 5), bool)  # the array's edge is a boundary
+  assert M.boundary(full).sum() == 3 * 4 * 5 - 1 * 2 * 3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hausdorff_in_3d_with_spacing_matches_brute_force(seed):
+  rng = np.random.default_rng(seed)
+  shape = tuple(rng.integers(3, 9, size=3))
+  a = rng.random(shape) < 0.3
+  b = rng.random(shape) < rng.uniform(0.05, 0.5)
+  a[0, 0, 0] = b[-1, -1, -1] = True
+  spacing = tuple(rng.uniform(0.3, 3.0, size=3))
+  for q in (95, 100):
+    assert M.hausdorff95(a, b, spacing=spacing, percentile=q) == pytest.approx(
+        _brute_hd(a, b, spacing, q))
+  assert M.hausdorff95(a, b) == pytest.approx(_brute_hd(a, b, (1, 1, 1)))
+
+
+def test_hausdorff_of_two_voxels_in_millimetres():
+  a = np.zeros((4, 6, 8), bool)
+  b = a.copy()
+  a[0, 0, 0], b[3, 4, 0] = True, True
+  assert M.hausdorff95(a, b, spacing=(2.5, 1.0, 0.5)) == pytest.approx(math.hypot(7.5, 4.0))
+  scores = M.all_metrics(a, b, spacing=(2.5, 1.0, 0.5))
+  assert scores["dice"] == 0.0 and scores["hd95"] == pytest.approx(math.hypot(7.5, 4.0))
+
+
+def test_central_cluster_in_3d():
+  zz, yy, xx = np.mgrid[:12, :16, :16]
+  labels = np.zeros((12, 16, 16), np.int64)
+  labels[(zz - 6) ** 2 + (yy - 8) ** 2 + (xx - 8) ** 2 < 16] = 2
+  labels[:3] = 1  # a slab at one end
+  assert M.central_cluster(labels) == 2

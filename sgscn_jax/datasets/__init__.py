@@ -10,7 +10,8 @@ Each layout is one module with two functions:
   any bad file raises `sgscn_jax.io.ImageReadError`.
 
 `get_dataset(name)` returns the module of a layout: "demo" (synthetic, generated), "ph2",
-"drive", "lung_ct", "folder".
+"drive", "lung_ct", "folder", "volume" (NIfTI or TIFF volumes: `Record.image` is then
+`[D, H, W, C]` and `Record.mask` `[D, H, W]`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 
 from sgscn_jax import io
 
-DATASETS = ("demo", "ph2", "drive", "lung_ct", "folder")
+DATASETS = ("demo", "ph2", "drive", "lung_ct", "folder", "volume")
 
 
 class Case(NamedTuple):

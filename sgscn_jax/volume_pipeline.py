@@ -1,0 +1,229 @@
+"""Running a method over a folder of volumes, with the data-set runner's guarantees.
+
+    volume file --(peek header: shape, spacing)--> memory plan (every case, before any runs)
+      --(read, normalise; area-resample to the plan's working shape)--> working volume
+      --(SGSCN "3d" or "slices", or a baseline on the voxels)--> labels
+      --(nearest neighbour back to the volume's shape)--> labels/<id>.nii.gz | .tif
+         (the input's format and geometry), overlays/<id>.png (three orthogonal slices),
+         history/<id>.csv, cases/<id>.json (last: the "done" marker)
+    then cases/*.json --> results.csv, summary.json, summary.md
+
+As `pipeline.run_dataset`: atomic files, the case JSON written last, a rerun skips done
+cases, each case's key is `pipeline.case_key(seed, case_id)`, a failing case is recorded
+in failures.csv and the run goes on. Volumes run one at a time (a volume is a batch of
+its own; in slice mode its slices are the batch).
+
+Memory: every pending case is planned from its header (`memory.plan_volume`) before the
+first one starts; a setting that cannot fit refuses the whole run with a
+`memory.MemoryBudgetError` naming settings that would. The plan of each case is logged
+(stderr) and stored in its row. Scores: the metrics of `metrics.all_metrics` for both
+selection rules, HD95 in the unit of the voxel spacing (mm for NIfTI).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import jax
+import numpy as np
+
+from sgscn_jax import (baselines, io, memory, metrics, pipeline, progress, report, resize, results,
+                       volume, volume_io)
+from sgscn_jax.config import Config
+from sgscn_jax.datasets import Case, Record
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeOptions:
+  """How a folder of volumes is run (everything but the method's own config).
+
+  Attributes:
+    out_dir: folder for every output; reruns with the same folder resume.
+    seed: base seed; each case's key is `pipeline.case_key(seed, case_id)`.
+    method_name: "sgscn" or a baseline of `baselines.METHODS` (run on the voxels).
+    mode: "auto", "3d" or "slices" (SGSCN; baselines always run on the whole volume).
+    factor: fixed downsampling factor, or None (auto).
+    n_channels: fixed channels, or None (auto, at most the config's `n_channels`).
+    memory_limit: bytes or e.g. "8G" a run may use; None: 80 % of MemAvailable.
+    time_limit: optional estimated-compute budget per volume, seconds.
+    consistent: slice mode: match labels between neighbouring slices.
+    slice_axis: slice mode: the axis of the slices.
+    overlay_rule: the selection rule drawn in overlays when a mask exists.
+  """
+  out_dir: str
+  seed: int = 0
+  method_name: str = "sgscn"
+  mode: str = "auto"
+  factor: Optional[int] = None
+  n_channels: Optional[int] = None
+  memory_limit: Any = None
+  time_limit: Optional[float] = None
+  consistent: bool = True
+  slice_axis: int = 0
+  overlay_rule: str = "largest_overlap"
+
+
+def plan_case(case: Case, config, options: VolumeOptions) -> memory.Plan:
+  """The memory plan of one case from its file header (see `memory.plan_volume`)."""
+  shape, c_in, spacing = volume_io.peek(case.image_path, case.extra.get("spacing"))
+  if options.method_name != "sgscn":  # a baseline: the voxels at the chosen resolution
+    factor = options.factor or 1
+    factors = memory.factors_for(spacing, factor)
+    work = memory.working_shape(shape, factors)
+    return memory.Plan("3d", factor, factors, work, 0, 0,
+                       memory.parse_bytes(options.memory_limit) if options.memory_limit
+                       else int(memory.SAFETY * memory.available_bytes()), 0.0, "baseline")
+  return memory.plan_volume(shape, c_in, spacing=spacing, mode=options.mode, factor=options.factor,
+                            n_channels=options.n_channels, max_channels=config.n_channels,
+                            n_conv=config.n_conv, iterations=config.iterations,
+                            memory_limit=options.memory_limit, time_limit=options.time_limit)
+
+
+def work_spacing(spacing, shape, work_shape):
+  """Physical voxel size of the working grid: s_a n_a / m_a (None stays None)."""
+  if spacing is None:
+    return None
+  return tuple(float(s) * n / m for s, n, m in zip(spacing, shape, work_shape))
+
+
+def run_method(key, work: np.ndarray, config, plan: memory.Plan, spacing,
+               options: VolumeOptions):
+  """The method on one working volume `[D, H, W, C]`; a `Segmentation` (host arrays)."""
+  if options.method_name == "sgscn":
+    config = dataclasses.replace(config, n_channels=plan.n_channels)
+    seg = volume.segment_volume(key, work, config, mode=plan.mode, spacing=spacing,
+                                axis=options.slice_axis, consistent=options.consistent)
+  else:
+    seg = baselines.METHODS[options.method_name](key[None], work[None], config)
+    seg = jax.tree.map(lambda a: a[0], seg)
+  return jax.device_get(seg)
+
+
+def score_volume(labels: np.ndarray, record: Record) -> Dict[str, float]:
+  """`{"<rule>.<metric>": value}` for both selection rules; HD95 in spacing units."""
+  row: Dict[str, float] = {}
+  if record.mask is None:
+    return row
+  spacing = record.extra.get("spacing")
+  for rule in metrics.SELECTION_RULES:
+    pred = metrics.select(labels, rule, record.mask)
+    for name, value in metrics.all_metrics(pred, record.mask, spacing=spacing).items():
+      row[f"{rule}.{name}"] = value
+  return row
+
+
+def _finish(record: Record, case: Case, seg, plan: memory.Plan, work_shape, seconds: float,
+            options: VolumeOptions) -> Dict[str, Any]:
+  out = Path(options.out_dir)
+  shape = record.image.shape[:3]
+  labels = resize.labels_to_volume_shape(np.asarray(seg.labels), shape)
+  geometry = record.extra["geometry"]
+  volume_io.write_label_volume(
+      out / "labels" / f"{record.case_id}{volume_io.label_suffix(case.image_path)}", labels, geometry)
+  spacing = record.extra.get("spacing")
+  if record.mask is not None and options.overlay_rule == "largest_overlap":
+    pred = metrics.select(labels, "largest_overlap", record.mask)
+  else:
+    pred = metrics.select(labels, "central")
+  io.write_png(out / "overlays" / f"{record.case_id}.png",
+               report.orthogonal_overlay(record.image, pred, record.mask, spacing=spacing))
+  if seg.history is not None:
+    pipeline._write_history(out / "history" / f"{record.case_id}.csv", seg.history)
+  row: Dict[str, Any] = {
+      "case_id": record.case_id, "method": options.method_name, "mode": plan.mode,
+      "depth": shape[0], "height": shape[1], "width": shape[2],
+      "work_depth": work_shape[0], "work_height": work_shape[1], "work_width": work_shape[2],
+      "factor": plan.factor, "n_channels": plan.n_channels,
+      "estimated_mb": round(plan.estimated_bytes / 1e6, 1),
+      "budget_mb": round(plan.budget_bytes / 1e6, 1),
+      "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+      "spacing": "" if spacing is None else "x".join(f"{s:g}" for s in spacing),
+      "unit": record.extra.get("unit") or ("" if spacing is None else "unknown"),
+      "iterations": int(seg.iterations), "n_labels": int(seg.n_labels),
+      "finite": bool(seg.finite), "seconds": round(seconds, 3),
+  }
+  row.update(score_volume(labels, record))
+  results.write_case(out, row)
+  return row
+
+
+def run_volumes(cases: Sequence[Case], load: Callable[[Case], Record], config,
+                options: VolumeOptions,
+                run_info: Optional[Dict[str, Any]] = None) -> pipeline.RunResult:
+  """Segments every volume not already done in `options.out_dir` (module docstring).
+
+  Raises:
+    MemoryBudgetError: a case's plan cannot fit (before any case runs).
+  """
+  out = Path(options.out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  done = {c.case_id for c in cases if results.case_path(out, c.case_id).exists()}
+  pending = [c for c in cases if c.case_id not in done]
+  plans: Dict[str, memory.Plan] = {}
+  failures: List[Dict[str, str]] = []
+  bar_total = len(cases)
+  for case in pending:
+    try:
+      plans[case.case_id] = plan_case(case, config, options)
+    except memory.MemoryBudgetError as e:
+      raise memory.MemoryBudgetError(f"{case.case_id}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - unreadable header: recorded below
+      failures.append({"case_id": case.case_id, "path": str(case.image_path),
+                       "reason": f"{type(e).__name__}: {e}".splitlines()[0]})
+    else:
+      print(f"plan {case.case_id}: {plans[case.case_id].describe()}", file=sys.stderr)
+  info = dict(run_info or {}, config=dataclasses.asdict(config),
+              options=dataclasses.asdict(options), versions=pipeline.versions(),
+              plans={k: dataclasses.asdict(p) for k, p in plans.items()},
+              started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+  io.atomic_write_bytes(out / "run.json", (pipeline.json_text(info) + "\n").encode())
+  if done:
+    print(f"resuming: {len(done)} of {len(cases)} cases already done in {out}", file=sys.stderr)
+  bar = progress.ProgressBar(bar_total, options.method_name, initial=len(done))
+  for f in failures:
+    bar.update(1, note=f"{f['case_id']} FAILED")
+  try:
+    for case in pending:
+      if case.case_id not in plans:
+        continue
+      plan = plans[case.case_id]
+      start = time.perf_counter()
+      try:
+        record = load(case)
+        work_shape = plan.work_shape
+        work = resize.resize_volume(record.image, work_shape)
+        spacing = work_spacing(record.extra.get("spacing"), record.image.shape[:3], work_shape)
+        seg = run_method(pipeline.case_key(options.seed, case.case_id), work, config, plan,
+                         spacing, options)
+        row = _finish(record, case, seg, plan, work_shape, time.perf_counter() - start, options)
+      except Exception as e:  # noqa: BLE001 - any bad case is recorded, the run goes on
+        reason = f"{type(e).__name__}: {e}".splitlines()[0]
+        failures.append({"case_id": case.case_id, "path": str(case.image_path), "reason": reason})
+        print(f"\nfailed: {case.case_id}: {reason}", file=sys.stderr)
+        bar.update(1, note=f"{case.case_id} FAILED")
+        continue
+      dsc = row.get("largest_overlap.dice")
+      bar.update(1, note=case.case_id + ("" if dsc is None else f" DSC {100 * dsc:.1f}"))
+  except KeyboardInterrupt:
+    bar.close()
+    print(f"\ninterrupted: finished cases are saved in {out}; rerun the same command to "
+          "finish the rest", file=sys.stderr)
+    pipeline._write_failures(out, failures)
+    raise
+  bar.close()
+  pipeline._write_failures(out, failures)
+  ids = {c.case_id for c in cases}
+  rows = [r for r in results.collect_rows(out) if r["case_id"] in ids]
+  summary = pipeline.summarise_run(rows, config, options, len(cases), len(failures))
+  units = sorted({str(r.get("unit")) for r in rows if r.get("unit")})
+  summary["hd95_unit"] = units[0] if len(units) == 1 else ("voxels" if not units else "mixed")
+  io.atomic_write_bytes(out / "summary.json", (pipeline.json_text(summary) + "\n").encode())
+  text = pipeline._summary_markdown(summary).replace(
+      "HD95 (pixels)", f"HD95 ({summary['hd95_unit']})")
+  io.atomic_write_bytes(out / "summary.md", text.encode())
+  return pipeline.RunResult(rows, failures, summary)
