@@ -25,6 +25,7 @@ from jax import lax
 
 from sgscn_jax import losses
 from sgscn_jax import network
+from sgscn_jax import sharding
 from sgscn_jax.config import Config
 
 MAX_INPUT_CHANNELS = 16
@@ -199,7 +200,7 @@ def segment_one(key, image, config: Config = Config()) -> Segmentation:
 
 
 def segment_batch(keys, images, config: Config = Config(), *,
-                  batching: str | None = None) -> Segmentation:
+                  batching: str | None = None, mesh=None) -> Segmentation:
   """`segment_one` for each of `images` `[B, *spatial, C_in]` with `keys` `[B]`, in one jit.
 
   Each image's result equals its `segment_one` run with the same key (up to float
@@ -213,6 +214,10 @@ def segment_batch(keys, images, config: Config = Config(), *,
       way to fill an accelerator; a stopped image's lane is frozen while others run),
       "sequential" (`lax.map`: the images one after the other inside one program) or
       None for `default_batching()`.
+    mesh: None (today's single-device program) or a 1-D device mesh
+      (`sharding.batch_mesh()`): the batch is split over its devices, each running the
+      chosen batching on its own `B / n` images with no communication; B must be a
+      multiple of the device count.
   """
   shape = tuple(np.shape(images))
   if len(shape) < 1:
@@ -226,6 +231,8 @@ def segment_batch(keys, images, config: Config = Config(), *,
   if batching not in ("vmap", "sequential"):
     raise ValueError(f"batching must be 'vmap' or 'sequential', got {batching!r}")
   fn = _segment_batch_jit if batching == "vmap" else _segment_batch_sequential_jit
+  if mesh is not None:
+    return sharding.segment_sharded(fn, keys, jnp.asarray(images, jnp.float32), config, mesh)
   return fn(keys, jnp.asarray(images, jnp.float32), config)
 
 
