@@ -145,8 +145,8 @@ def _command(data: Path, out: Path, *extra, script=None):
                  f"--masks={data / 'masks'}", f"--out_dir={out}", *TINY_FLAGS, *extra]
 
 
-def _run_pair(data, out, *extra, dying_script=None):
-  """Processes 0 and 1 on localhost; returns their CompletedProcess-like results."""
+def _run_pair(data, out, *extra, dying_script=None, env=None):
+  """Processes 0 and 1 on localhost; returns their `(returncode, stdout, stderr)`."""
   port = _free_port()
   procs = []
   for pid in (0, 1):
@@ -154,7 +154,8 @@ def _run_pair(data, out, *extra, dying_script=None):
              f"--process_id={pid}", *extra)
     script = dying_script if pid == 1 else None
     procs.append(subprocess.Popen(_command(data, out, *flags, script=script), cwd=ROOT,
-                                  env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=_env(**(env or {})), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE,
                                   text=True))
   results = []
   for p in procs:
@@ -204,17 +205,20 @@ def _assert_same_run(out: Path, single: Path):
   assert (out / "montage.png").is_file() and (out / "results.csv").is_file()
 
 
-def test_two_processes_equal_one(data_and_single, tmp_path):
+def test_two_processes_of_two_devices_equal_one_process_of_one(data_and_single, tmp_path):
   data, single = data_and_single
   out = tmp_path / "pair"
-  (rc0, stdout0, err0), (rc1, stdout1, err1) = _run_pair(data, out)
+  (rc0, stdout0, err0), (rc1, stdout1, err1) = _run_pair(
+      data, out, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
   assert rc0 == 0, err0[-3000:]
   assert rc1 == 0, err1[-3000:]
   assert "dice" in stdout0 and "dice" not in stdout1  # process 0 alone prints the summary
   assert "process 0: 4 case(s)" in err0 and "process 1: 4 case(s)" in err1
+  assert "2 local device(s)" in err0 and "2 local device(s)" in err1
   run = json.loads((out / "run.json").read_text())
-  assert run["processes"] == 2 and "--process_id=0" in run["argv"]
-  _assert_same_run(out, single)
+  assert run["processes"] == 2 and len(run["local_devices"]) == 2
+  assert "--process_id=0" in run["argv"]
+  _assert_same_run(out, single)  # batches of 2 sharded over 2 devices: the same labels
 
 
 def test_a_process_dies_midway_and_a_rerun_completes_the_set(data_and_single, tmp_path):
