@@ -130,12 +130,16 @@ def test_case_cost_is_the_working_pixel_count(tmp_path):
 
 
 def _write_cases(root: Path):
+  """case0..case7 (16x16) and case0b, a PNG cut after its header: it has a size, so it is
+  dealt like the others (to process 1, as the second of nine equal cases by id), and its
+  decoding fails."""
   (root / "images").mkdir(parents=True)
   (root / "masks").mkdir()
   for i in range(N_CASES):
     image, mask = synthetic.lesion_image(i, (16, 16))
     iio.imwrite(root / "images" / f"case{i}.png", (image * 255).astype(np.uint8))
     iio.imwrite(root / "masks" / f"case{i}.png", mask.astype(np.uint8) * 255)
+  (root / "images" / "case0b.png").write_bytes((root / "images" / "case0.png").read_bytes()[:60])
   return folder.list_cases(root, images_dir=root / "images", masks_dir=root / "masks")
 
 
@@ -190,7 +194,8 @@ def data_and_single(tmp_path_factory):
   _write_cases(root / "data")
   proc = subprocess.run(_command(root / "data", root / "single"), cwd=ROOT, env=_env(),
                         capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.returncode == 1, proc.stderr[-3000:]  # case0b failed
+  assert (root / "single" / "failures.csv").read_text().startswith("case_id,path,reason\ncase0b,")
   return root / "data", root / "single"
 
 
@@ -201,7 +206,7 @@ def _assert_same_run(out: Path, single: Path):
   assert sorted(a) == [f"case{i}" for i in range(N_CASES)] and sorted(a) == sorted(b)
   for case_id in a:
     np.testing.assert_array_equal(a[case_id], b[case_id])
-  assert not (out / "failures.csv").exists()
+  assert (out / "failures.csv").read_text() == (single / "failures.csv").read_text()
   assert (out / "montage.png").is_file() and (out / "results.csv").is_file()
 
 
@@ -210,10 +215,11 @@ def test_two_processes_of_two_devices_equal_one_process_of_one(data_and_single, 
   out = tmp_path / "pair"
   (rc0, stdout0, err0), (rc1, stdout1, err1) = _run_pair(
       data, out, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
-  assert rc0 == 0, err0[-3000:]
-  assert rc1 == 0, err1[-3000:]
+  assert rc0 == 1, err0[-3000:]  # a case failed (in process 1's share)
+  assert rc1 == 1, err1[-3000:]
+  assert "failed: case0b" in err1 and "failed: case0b" not in err0
   assert "dice" in stdout0 and "dice" not in stdout1  # process 0 alone prints the summary
-  assert "process 0: 4 case(s)" in err0 and "process 1: 4 case(s)" in err1
+  assert "process 0: 5 case(s)" in err0 and "process 1: 4 case(s)" in err1
   assert "2 local device(s)" in err0 and "2 local device(s)" in err1
   run = json.loads((out / "run.json").read_text())
   assert run["processes"] == 2 and len(run["local_devices"]) == 2
@@ -228,17 +234,17 @@ def test_a_process_dies_midway_and_a_rerun_completes_the_set(data_and_single, tm
                                              dying_script=DYING_SCRIPT)
   assert rc1 == 86, err1[-3000:]
   assert rc0 == 3, err0[-3000:]
-  # Process 1 had case1, case3, case5, case7 (equal sizes are dealt round-robin) and
-  # finished its first batch of two before dying.
-  assert "2 case(s) missing: case5, case7" in err0 and "rerun" in err0
-  assert not (out / "summary.json").exists()
+  # Equal sizes are dealt round-robin by id: process 1 had case0b (fails), case2, case4,
+  # case6; it finished the batch (case2, case4) and died before publishing its failure.
+  assert "2 case(s) missing: case0b, case6" in err0 and "rerun" in err0
+  assert not (out / "summary.json").exists() and not (out / "failures.csv").exists()
   finished = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out / "cases").glob("*")}
-  assert sorted(finished) == [f"case{i}.json" for i in (0, 1, 2, 3, 4, 6)]
+  assert sorted(finished) == [f"case{i}.json" for i in (0, 1, 2, 3, 4, 5, 7)]
 
   (rc0, _, err0), (rc1, _, err1) = _run_pair(data, out)
-  assert rc0 == 0, err0[-3000:]
+  assert rc0 == 1, err0[-3000:]  # case0b failed again, now in process 0's share
   assert rc1 == 0, err1[-3000:]
-  assert "resuming: 6 of 8" in err0
+  assert "resuming: 7 of 9" in err0
   assert "process 0: 1 case(s)" in err0 and "process 1: 1 case(s)" in err1  # shared again
   for name, (content, mtime) in finished.items():  # nothing redone, nothing lost
     path = out / "cases" / name
