@@ -214,7 +214,7 @@ def segment_batch(keys, images, config: Config = Config(), *,
       way to fill an accelerator; a stopped image's lane is frozen while others run),
       "sequential" (`lax.map`: the images one after the other inside one program) or
       None for `default_batching()`.
-    mesh: None (today's single-device program) or a 1-D device mesh
+    mesh: None (one program on the default device) or a 1-D device mesh
       (`sharding.batch_mesh()`): the batch is split over its devices, each running the
       chosen batching on its own `B / n` images with no communication; B must be a
       multiple of the device count.
