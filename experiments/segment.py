@@ -10,22 +10,30 @@ generates) into runs/demo:
   python -m experiments.segment --dataset volume --images my_volumes/ [--masks my_masks/] \
       [--volume_mode auto|3d|slices --memory_limit 8G --factor 2 --spacing 2,0.5,0.5]
 
+Several devices in one process: each batch is sharded over them (`--shard`, on by default).
+Several processes (`--distributed`, or the explicit `--coordinator_address`,
+`--num_processes`, `--process_id`): each segments its share into the same `--out_dir` and
+process 0 writes the merged summary; see the README's "Running on many devices and machines".
+
 This file only turns flags into a `Config` and `RunOptions`; the work is
-`sgscn_jax.pipeline.run_dataset`. Exit status 1 if any case failed (see failures.csv).
+`sgscn_jax.pipeline.run_dataset`. Exit status 1 if any case failed (see failures.csv),
+3 if a process of a distributed run died before finishing its share (rerun to complete).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import sys
 
 from absl import app
 from absl import flags
 
-import dataclasses
-import functools
+import jax
 
-from sgscn_jax import Config, baselines, memory, optimize, pipeline, volume_pipeline
+from sgscn_jax import (Config, baselines, distributed, memory, optimize, pipeline, sharding,
+                       volume_pipeline)
 from sgscn_jax.datasets import DATASETS, get_dataset
 
 FLAGS = flags.FLAGS
@@ -78,6 +86,21 @@ flags.DEFINE_float("time_limit", None, "volume: estimated compute budget per vol
 flags.DEFINE_string("spacing", None, "volume: dz,dy,dx for files that state no voxel size.")
 flags.DEFINE_bool("consistent_labels", True, "volume, slice mode: match labels between slices.")
 flags.DEFINE_integer("slice_axis", 0, "volume, slice mode: the axis of the slices.")
+flags.DEFINE_bool("shard", True, "Shard each batch over this process's devices when it has "
+                  "several (the batch size is rounded up to a multiple of their count).")
+flags.DEFINE_bool("distributed", False,
+                  "Be one process of a jax.distributed run: settings from the three flags "
+                  "below where given, else auto-detected by JAX (SLURM, Open MPI, Cloud TPU, "
+                  "Kubernetes).")
+flags.DEFINE_string("coordinator_address", None,
+                    "jax.distributed: host:port of process 0 (implies --distributed).")
+flags.DEFINE_integer("num_processes", None,
+                     "jax.distributed: number of processes (implies --distributed).")
+flags.DEFINE_integer("process_id", None,
+                     "jax.distributed: this process, 0..num_processes-1 (implies --distributed).")
+flags.DEFINE_integer("heartbeat_timeout", 100,
+                     "jax.distributed: seconds without heartbeats before a process counts as "
+                     "dead (process 0 then reports its unfinished cases).")
 
 
 def parse_size(text: str, dataset: str):
@@ -170,9 +193,18 @@ def run_volumes(name: str, config) -> int:
   return 0
 
 
+def team_from_flags():
+  """Joins the jax.distributed run the flags describe (None: a single process)."""
+  explicit = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  if not FLAGS.distributed and all(v is None for v in explicit):
+    return None
+  return distributed.initialize(*explicit, heartbeat_timeout_seconds=FLAGS.heartbeat_timeout)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  team = team_from_flags()  # before any JAX computation
   try:
     name, method, config = method_from_flags()
   except ValueError as e:
@@ -184,16 +216,33 @@ def main(argv):
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  mesh = sharding.batch_mesh() if FLAGS.shard and jax.local_device_count() > 1 else None
+  if mesh is not None:
+    method = functools.partial(method, mesh=mesh)
+  batch_size = sharding.round_up_batch(FLAGS.batch_size, mesh)
+  if batch_size != FLAGS.batch_size:
+    print(f"batch size {FLAGS.batch_size} -> {batch_size} (a multiple of {mesh.size} devices)",
+          file=sys.stderr)
   options = pipeline.RunOptions(
       out_dir=FLAGS.out_dir or (f"runs/{FLAGS.dataset}" if FLAGS.method == "sgscn"
                                 else f"runs/{FLAGS.dataset}_{FLAGS.method}"),
       size=parse_size(FLAGS.size, FLAGS.dataset), bucket_multiple=FLAGS.bucket,
-      batch_size=FLAGS.batch_size, seed=FLAGS.seed, overlay_rule=FLAGS.selection,
+      batch_size=batch_size, seed=FLAGS.seed, overlay_rule=FLAGS.selection,
       montage_cases=FLAGS.montage, method_name=name)
   print(f"{len(cases)} cases -> {options.out_dir}", file=sys.stderr)
-  result = pipeline.run_dataset(cases, load, config, options, method=method,
-                                run_info={"argv": sys.argv, "dataset": FLAGS.dataset,
-                                          "data_dir": FLAGS.data_dir})
+  run_info = {"argv": sys.argv, "dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir,
+              "processes": 1 if team is None else team.count,
+              "local_devices": [str(d) for d in jax.local_devices()]}
+  try:
+    result = pipeline.run_dataset(cases, load, config, options, method=method,
+                                  run_info=run_info, team=team)
+  except distributed.IncompleteRun as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 3
+  if team is not None and not team.leader:
+    print(f"process {team.index}: share done ({len(result.rows)} finished, "
+          f"{len(result.failures)} failed); process 0 writes the summary", file=sys.stderr)
+    return 1 if result.failures else 0
   print(open(f"{options.out_dir}/summary.md").read())
   if result.failures:
     print(f"{len(result.failures)} case(s) failed: see {options.out_dir}/failures.csv",

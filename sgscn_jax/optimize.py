@@ -30,6 +30,7 @@ from jax import lax
 
 from sgscn_jax import losses
 from sgscn_jax import network
+from sgscn_jax import sharding
 from sgscn_jax.config import Config
 
 MAX_INPUT_CHANNELS = 16
@@ -272,7 +273,7 @@ def segment_one(key, image, config: Config = Config(), *, spacing=None) -> Segme
 
 def segment_batch(keys, images, config: Config = Config(), *,
                   batching: str | None = None, chunk_size: int | None = None,
-                  spacing=None) -> Segmentation:
+                  spacing=None, mesh=None) -> Segmentation:
   """`segment_one` for each of `images` `[B, *spatial, C_in]` with `keys` `[B]`, in one jit.
 
   Each image's result equals its `segment_one` run with the same key (up to float
@@ -292,6 +293,10 @@ def segment_batch(keys, images, config: Config = Config(), *,
       available (the whole batch when it fits). Ignored by "sequential".
     spacing: optional physical pixel size per spatial axis, `[r]` (shared by every image)
       or `[B, r]` (see `segment_one`).
+    mesh: None (one program on the default device) or a 1-D device mesh
+      (`sharding.batch_mesh()`): the batch is split over its devices, each running the
+      chosen batching on its own `B / n` images with no communication; B must be a
+      multiple of the device count.
   """
   shape = tuple(np.shape(images))
   if len(shape) < 1:
@@ -314,6 +319,12 @@ def segment_batch(keys, images, config: Config = Config(), *,
     spacing = jnp.stack([check_spacing(s, rank, name=f"spacing[{b}]")
                          for b, s in enumerate(per_image)])
   images = jnp.asarray(images, jnp.float32)
+  if mesh is not None:
+    if spacing is not None:
+      raise ValueError("segment_batch: spacing with a device mesh is not supported yet; "
+                       "run volumes' slices without mesh=")
+    fn = _segment_batch_jit if batching == "vmap" else _segment_batch_sequential_jit
+    return sharding.segment_sharded(fn, keys, images, config, mesh)
   if batching == "sequential":
     return _segment_batch_sequential_jit(keys, images, config, spacing)
   if chunk_size is None:

@@ -15,6 +15,8 @@ Guarantees:
   the run goes on. Ctrl-C leaves every finished case intact.
 * Partial batches are padded (with copies of their last image, results discarded) to the
   batch size, so each bucket compiles once.
+* Many processes (`team`, see `sgscn_jax.distributed`): each segments its share of the
+  cases not done, into the same `out_dir`; process 0 merges once all shares are done.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 import jax
 import numpy as np
 
-from sgscn_jax import io, metrics, progress, report, resize, results
+from sgscn_jax import distributed, io, metrics, progress, report, resize, results
 from sgscn_jax.config import Config
 from sgscn_jax.datasets import Case, Record
 from sgscn_jax.optimize import check_image, segment_batch
@@ -298,20 +300,35 @@ def _montage(cases: Sequence[Case], load: Callable[[Case], Record], options: Run
 
 def run_dataset(cases: Sequence[Case], load: Callable[[Case], Record], config: Config,
                 options: RunOptions, method: Method = segment_batch,
-                run_info: Optional[Dict[str, Any]] = None) -> RunResult:
-  """Segments every case not already done in `options.out_dir`; see the module docstring."""
+                run_info: Optional[Dict[str, Any]] = None,
+                team: Optional[distributed.Team] = None) -> RunResult:
+  """Segments every case not already done in `options.out_dir`; see the module docstring.
+
+  With a `team` (`sgscn_jax.distributed`), this process segments only its share of the
+  cases not done; process 0 writes run.json and, once every share is done, the merged
+  outputs (the others return their own rows and an empty summary). Raises
+  `distributed.IncompleteRun` on process 0 if another process died.
+  """
   out = Path(options.out_dir)
   out.mkdir(parents=True, exist_ok=True)
+  leader = team is None or team.leader
   info = dict(run_info or {}, config=dataclasses.asdict(config),
               options=dataclasses.asdict(options), versions=versions(),
               started=time.strftime("%Y-%m-%dT%H:%M:%S"))
-  io.atomic_write_bytes(out / "run.json", (json_text(info) + "\n").encode())
+  if leader:
+    io.atomic_write_bytes(out / "run.json", (json_text(info) + "\n").encode())
 
   done = {c.case_id for c in cases if results.case_path(out, c.case_id).exists()}
   pending = [c for c in cases if c.case_id not in done]
-  if done:
+  if done and leader:
     print(f"resuming: {len(done)} of {len(cases)} cases already done in {out}", file=sys.stderr)
-  runner = _Runner(method, config, options, len(cases), len(done))
+  total = len(cases)
+  if team is not None:
+    pending = team.share(cases, pending, lambda c: distributed.case_cost(
+        c, options.size, options.bucket_multiple))
+    total, done = len(pending), set()
+    print(f"process {team.index}: {total} case(s) to segment", file=sys.stderr)
+  runner = _Runner(method, config, options, total, len(done))
   try:
     for case in pending:
       runner.add(case, load)
@@ -320,17 +337,24 @@ def run_dataset(cases: Sequence[Case], load: Callable[[Case], Record], config: C
     runner.progress.close()
     print(f"\ninterrupted: finished cases are saved in {out}; rerun the same command to "
           "finish the rest", file=sys.stderr)
-    _write_failures(out, runner.failures)
+    if team is None:
+      _write_failures(out, runner.failures)
     raise
   runner.progress.close()
-  _write_failures(out, runner.failures)
+  failures = runner.failures
+  if team is not None:
+    failures = team.gather(failures, cases, lambda c: results.case_path(out, c.case_id))
+    if failures is None:  # not the leader: process 0 merges
+      return RunResult([results.read_case(out, c.case_id) for c in pending
+                        if results.case_path(out, c.case_id).exists()], runner.failures, {})
+  _write_failures(out, failures)
   rows = results.collect_rows(out)
   rows = [r for r in rows if r["case_id"] in {c.case_id for c in cases}]
-  summary = summarise_run(rows, config, options, len(cases), len(runner.failures))
+  summary = summarise_run(rows, config, options, len(cases), len(failures))
   io.atomic_write_bytes(out / "summary.json", (json_text(summary) + "\n").encode())
   io.atomic_write_bytes(out / "summary.md", _summary_markdown(summary).encode())
   _montage(cases, load, options)
-  return RunResult(rows, runner.failures, summary)
+  return RunResult(rows, failures, summary)
 
 
 def _plain(value):

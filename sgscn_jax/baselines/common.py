@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from sgscn_jax import network, optimize
+from sgscn_jax import network, optimize, sharding
 from sgscn_jax.config import Config
 from sgscn_jax.optimize import History, Segmentation
 
@@ -75,7 +75,9 @@ class EntryPoints:
     optimize.check_image(image)
     return self.one(as_key(key), jnp.asarray(image, jnp.float32), config)
 
-  def segment_batch(self, keys, images, config, batching: str | None = None) -> Segmentation:
+  def segment_batch(self, keys, images, config, batching: str | None = None,
+                    mesh=None) -> Segmentation:
+    """Batched `core`; `batching` and `mesh` as in `optimize.segment_batch`."""
     self._check_config(config)
     shape = tuple(np.shape(images))
     if len(shape) < 1:
@@ -90,6 +92,8 @@ class EntryPoints:
     if batching not in ("vmap", "sequential"):
       raise ValueError(f"batching must be 'vmap' or 'sequential', got {batching!r}")
     fn = self.vmap if batching == "vmap" else self.sequential
+    if mesh is not None:
+      return sharding.segment_sharded(fn, keys, jnp.asarray(images, jnp.float32), config, mesh)
     return fn(keys, jnp.asarray(images, jnp.float32), config)
 
 

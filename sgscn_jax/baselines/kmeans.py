@@ -174,9 +174,10 @@ def segment_one(key, image, config: KMeansConfig = KMeansConfig()) -> Segmentati
 
 
 def segment_batch(keys, images, config: KMeansConfig = KMeansConfig(), *,
-                  batching: str | None = None) -> Segmentation:
+                  batching: str | None = None, mesh=None) -> Segmentation:
   """`segment_one` over `images` `[B, *spatial, C_in]` with `keys` `[B]`, in one jit.
 
-  `batching`: "vmap", "sequential" (`lax.map`) or None (`optimize.default_batching()`).
+  `batching`: "vmap", "sequential" (`lax.map`) or None (`optimize.default_batching()`);
+  `mesh`: None or a device mesh to shard the batch over (`optimize.segment_batch`).
   """
-  return _ENTRY.segment_batch(keys, images, config, batching)
+  return _ENTRY.segment_batch(keys, images, config, batching, mesh)
