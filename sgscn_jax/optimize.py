@@ -19,7 +19,6 @@ physical proportions (`losses.coordinate_grid`).
 from __future__ import annotations
 
 import functools
-import os
 from typing import Dict, NamedTuple
 
 import jax
@@ -29,6 +28,7 @@ import optax
 from jax import lax
 
 from sgscn_jax import losses
+from sgscn_jax import memory
 from sgscn_jax import network
 from sgscn_jax import sharding
 from sgscn_jax.config import Config
@@ -221,19 +221,13 @@ def image_peak_bytes(image_shape: tuple, config: Config) -> int:
 
 
 def available_bytes(device=None) -> int:
-  """Memory free for a new program: the accelerator's free memory, or MemAvailable on CPU."""
+  """Memory free for a new program: the accelerator's free memory, or (CPU) the host's
+  `memory.available_bytes()`."""
   device = device or jax.devices()[0]
   stats = device.memory_stats() if device.platform != "cpu" else None
   if stats and "bytes_limit" in stats:
     return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
-  try:
-    with open("/proc/meminfo") as f:
-      for line in f:
-        if line.startswith("MemAvailable:"):
-          return int(line.split()[1]) * 1024
-  except OSError:
-    pass
-  return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+  return int(memory.available_bytes())
 
 
 def auto_chunk_size(image_shape: tuple, n_images: int, config: Config, *,
