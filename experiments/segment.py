@@ -185,10 +185,14 @@ def run_volumes(name: str, config) -> int:
   except memory.MemoryBudgetError as e:
     print(f"error: {e}", file=sys.stderr)
     return 3
-  print(open(f"{options.out_dir}/summary.md").read())
-  if result.failures:
-    print(f"{len(result.failures)} case(s) failed: see {options.out_dir}/failures.csv",
-          file=sys.stderr)
+  return report_result(options.out_dir, result.failures)
+
+
+def report_result(out_dir: str, failures) -> int:
+  """Prints the run's summary; exit status 1 if any case failed (listed in failures.csv)."""
+  print(open(f"{out_dir}/summary.md").read())
+  if failures:
+    print(f"{len(failures)} case(s) failed: see {out_dir}/failures.csv", file=sys.stderr)
     return 1
   return 0
 
@@ -243,12 +247,7 @@ def main(argv):
     print(f"process {team.index}: share done ({len(result.rows)} finished, "
           f"{len(result.failures)} failed); process 0 writes the summary", file=sys.stderr)
     return 1 if result.failures else 0
-  print(open(f"{options.out_dir}/summary.md").read())
-  if result.failures:
-    print(f"{len(result.failures)} case(s) failed: see {options.out_dir}/failures.csv",
-          file=sys.stderr)
-    return 1
-  return 0
+  return report_result(options.out_dir, result.failures)
 
 
 if __name__ == "__main__":
