@@ -99,14 +99,19 @@ def versions() -> Dict[str, str]:
 
 
 def score_labels(labels: np.ndarray, record: Record) -> Dict[str, float]:
-  """Metrics of every selection rule that applies, as `{"<rule>.<metric>": value}`."""
+  """Metrics of every selection rule that applies, as `{"<rule>.<metric>": value}`.
+
+  Uses the record's `valid` region (e.g. DRIVE's field of view) and, for volumes, its voxel
+  `spacing` (HD95 in the spacing's unit), when present in `record.extra`.
+  """
   row: Dict[str, float] = {}
   if record.mask is None:
     return row
   valid = record.extra.get("valid")
+  spacing = record.extra.get("spacing")
   for rule in metrics.SELECTION_RULES:
     pred = metrics.select(labels, rule, record.mask, valid)
-    for name, value in metrics.all_metrics(pred, record.mask, valid).items():
+    for name, value in metrics.all_metrics(pred, record.mask, valid, spacing=spacing).items():
       row[f"{rule}.{name}"] = value
   return row
 

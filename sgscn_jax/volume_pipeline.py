@@ -104,19 +104,6 @@ def run_method(key, work: np.ndarray, config, plan: memory.Plan, spacing,
   return jax.device_get(seg)
 
 
-def score_volume(labels: np.ndarray, record: Record) -> Dict[str, float]:
-  """`{"<rule>.<metric>": value}` for both selection rules; HD95 in spacing units."""
-  row: Dict[str, float] = {}
-  if record.mask is None:
-    return row
-  spacing = record.extra.get("spacing")
-  for rule in metrics.SELECTION_RULES:
-    pred = metrics.select(labels, rule, record.mask)
-    for name, value in metrics.all_metrics(pred, record.mask, spacing=spacing).items():
-      row[f"{rule}.{name}"] = value
-  return row
-
-
 def _finish(record: Record, case: Case, seg, plan: memory.Plan, work_shape, seconds: float,
             options: VolumeOptions) -> Dict[str, Any]:
   out = Path(options.out_dir)
@@ -147,7 +134,7 @@ def _finish(record: Record, case: Case, seg, plan: memory.Plan, work_shape, seco
       "iterations": int(seg.iterations), "n_labels": int(seg.n_labels),
       "finite": bool(seg.finite), "seconds": round(seconds, 3),
   }
-  row.update(score_volume(labels, record))
+  row.update(pipeline.score_labels(labels, record))
   results.write_case(out, row)
   return row
 

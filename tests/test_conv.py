@@ -33,19 +33,22 @@ def test_conv_is_cross_correlation_with_zero_padding():
   np.testing.assert_array_equal(y, [[0, 0, 0], [0, 0, 1], [0, 3, 4]])
 
 
+def _descent_in_loop_under_vmap(f, xs, w):
+  """Three gradient steps on w inside `fori_loop`, vmapped over the images `xs`."""
+  def one(x):
+    def body(_, w):
+      return w - 0.01 * jax.grad(lambda w: jnp.sum(f(x, w) ** 2))(w)
+    return jax.lax.fori_loop(0, 3, body, w)
+  return jax.jit(jax.vmap(one))(xs)
+
+
 def test_custom_vjp_inside_a_loop_under_vmap():
   rng = np.random.default_rng(1)
   xs = jnp.asarray(rng.normal(size=(2, 6, 6, 2)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(3, 3, 2, 2)), jnp.float32)
 
-  def run(f):
-    def one(x):
-      def body(_, w):
-        return w - 0.01 * jax.grad(lambda w: jnp.sum(f(x, w) ** 2))(w)
-      return jax.lax.fori_loop(0, 3, body, w)
-    return jax.jit(jax.vmap(one))(xs)
-
-  np.testing.assert_allclose(run(conv.conv_same), run(conv.conv_same_reference), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(_descent_in_loop_under_vmap(conv.conv_same, xs, w),
+                             _descent_in_loop_under_vmap(conv.conv_same_reference, xs, w), rtol=1e-4, atol=1e-5)
 
 
 def test_3d_taps_scan_inside_a_loop_under_vmap():
@@ -53,11 +56,5 @@ def test_3d_taps_scan_inside_a_loop_under_vmap():
   xs = jnp.asarray(rng.normal(size=(2, 4, 5, 6, 2)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(3, 3, 3, 2, 3)), jnp.float32)
 
-  def run(f):
-    def one(x):
-      def body(_, w):
-        return w - 0.01 * jax.grad(lambda w: jnp.sum(f(x, w) ** 2))(w)
-      return jax.lax.fori_loop(0, 3, body, w)
-    return jax.jit(jax.vmap(one))(xs)
-
-  np.testing.assert_allclose(run(conv.conv_same), run(conv.conv_same_reference), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(_descent_in_loop_under_vmap(conv.conv_same, xs, w),
+                             _descent_in_loop_under_vmap(conv.conv_same_reference, xs, w), rtol=1e-4, atol=1e-4)
