@@ -9,7 +9,10 @@ r"""SGSCN's comparison on a data set: Table 1 (every method, one protocol), the 
 Each (method, setting, seed) runs through `sgscn_jax.pipeline.run_dataset` into
 `<out_dir>/<run>/seed<s>/` (resumable: rerun the same command to finish), then the tables
 are built from those runs' summaries: table1.{md,csv}, ablation.{md,csv,png}, the same
-under the mask-free rule (*_central.*), cases.png and run_log.{csv,json}.
+under the mask-free rule (*_central.*), cases.png and run_log.{csv,json}. Under each table,
+paired DSC differences (SGSCN against each method; each added loss in the ablation) with a
+95 % bootstrap interval over cases and per-seed values: a ranking of means alone does not
+say whether an ordering is resolved.
 
 Data-set and working-size flags are `experiments.segment`'s (--dataset, --data_dir,
 --images, --masks, --mask_pattern, --size, --bucket, --batch_size, --limit, --demo_n,

@@ -195,7 +195,8 @@ def run_all(plan_: Plan, seeds: Sequence[int], cases: Sequence[Case],
 def _columns(runs: Sequence[Run], done: Mapping[str, List[pipeline.RunResult]],
              paper: bool) -> List[tables.Column]:
   return [tables.Column(r.slug, r.title, [res.summary for res in done[r.slug]],
-                        tables.paper_ph2(r.method, r.k) if paper else {}) for r in runs]
+                        tables.paper_ph2(r.method, r.k) if paper else {},
+                        [res.rows for res in done[r.slug]]) for r in runs]
 
 
 def protocol_notes(runs: Sequence[Run], done: Mapping[str, List[pipeline.RunResult]],
@@ -310,6 +311,10 @@ def write_outputs(plan_: Plan, done: Mapping[str, List[pipeline.RunResult]],
         steps = "; ".join(f"{b.title}: {y - x:+.1f}" for b, x, y in
                           zip(columns[1:], dsc[:-1], dsc[1:]))
         ordering.append(f"DSC gained by each added loss: {steps}")
+        pairs = list(zip(columns[1:], columns[:-1]))
+      else:  # the first column (SGSCN in the default plan) against each of the others
+        pairs = [(columns[0], other) for other in columns[1:]]
+      ordering += [t for t in (tables.paired_text(x, y, rule=rule) for x, y in pairs) if t]
       md = tables.table_markdown(
           columns, f"{title}, {dataset}, selection rule {rule}", rule, ordering,
           protocol_notes(runs, done, dataset, seeds, rule) + list(notes) + log_notes)

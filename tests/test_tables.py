@@ -95,6 +95,39 @@ def test_paper_numbers_follow_reference():
   assert tables.paper_ph2("deepcluster", 5)["xor"] == 31.3
 
 
+def _rows(dice_by_case):
+  return [{"case_id": c, "largest_overlap.dice": d, "largest_overlap.hd95": 10 * d}
+          for c, d in dice_by_case.items()]
+
+
+def test_paired_difference_matches_a_numpy_computation():
+  nan = float("nan")
+  a = tables.Column("a", "A", [], rows=[_rows({"x": 0.9, "y": 0.5, "z": 0.7, "w": 0.2}),
+                                        _rows({"x": 0.8, "y": 0.6, "z": 0.6, "w": nan})])
+  b = tables.Column("b", "B", [], rows=[_rows({"x": 0.7, "y": 0.6, "z": 0.7, "w": 0.1}),
+                                        _rows({"x": 0.9, "y": 0.3, "z": 0.5})])
+  p = tables.paired_difference(a, b)
+  # "w" is missing or not finite in seed 1, so it is left out of every seed.
+  d = 100 * np.array([[0.2, -0.1, 0.0], [-0.1, 0.3, 0.1]])
+  np.testing.assert_allclose(p.per_seed, d.mean(axis=1))
+  np.testing.assert_allclose(p.mean, d.mean())
+  assert (p.wins, p.losses, p.n) == (3, 2, 6)
+  per_case = d.mean(axis=0)
+  draws = np.random.default_rng(0).integers(0, 3, size=(2000, 3))
+  np.testing.assert_allclose(p.ci95, np.percentile(per_case[draws].mean(axis=1), [2.5, 97.5]))
+  assert p.ci95[0] < p.mean < p.ci95[1]
+  # A lower-is-better metric flips what counts as a win, not the sign of the difference.
+  hd = tables.paired_difference(a, b, tables.METRICS[-1])
+  np.testing.assert_allclose(hd.mean, 10 * d.mean() / 100)
+  assert (hd.wins, hd.losses) == (2, 3)
+  text = tables.paired_text(a, b)
+  assert text.startswith("A − B, DSC: +6.7 (95 % CI ") and "per seed +3.3 / +10.0" in text
+  assert text.endswith("A better in 3 of 6 case-seed pairs, worse in 2")
+  assert tables.paired_difference(a, tables.Column("c", "C", [])) is None
+  sums = tables.paired_text(a._replace(title="L_ce + L_ss"), b)
+  assert sums.startswith("(L_ce + L_ss) − B, DSC") and "(L_ce + L_ss) better in" in sums
+
+
 # ----------------------------------------------------------------------------- plan
 
 
