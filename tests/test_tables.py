@@ -271,6 +271,10 @@ def test_script_quick_mode_end_to_end(tmp_path):
   assert len(log) == 9 * 2 and all(r["resumed"] == "0" and r["finished"] == "3" for r in log)
   md = (out / "table1.md").read_text()
   assert "QUICK MODE" in md and "± " in md and "Wall time of this invocation" in md
+  for other in ("DeepCluster", "IIC", "k-means k=3", "k-means k=6"):   # paired lines, 2 seeds
+    assert f"- SGSCN − {other}, DSC: " in md
+  assert "better in" in md and "of 6 case-seed pairs" in md and "per seed " in md
+  assert "- (L_ce + 5 L_ss) − L_ce, DSC: " in (out / "ablation.md").read_text()
 
   # a rerun resumes everything; other settings in the same folder are refused
   proc = _script(*data, "--quick", "--seeds=0,1", "--batch_size=2", "--methods=kmeans:3",
