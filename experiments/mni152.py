@@ -112,8 +112,10 @@ def _worker(method: str) -> dict:
   whole = np.zeros(full.volume.shape[:3], np.int32)
   whole[crop] = labels + 1  # 0: outside the crop
   volume_io.write_label_volume(out / f"{method}_labels.nii.gz", whole, full.geometry)
+  *shown, shown_spacing = volume_io.display_view(full.geometry, image, labels == scores["gm"],
+                                                 gm, spacing=spacing)
   io.write_png(out / f"{method}_overlay.png",
-               report.orthogonal_overlay(image, labels == scores["gm"], gm, spacing=spacing))
+               report.orthogonal_overlay(*shown, spacing=shown_spacing))
   usage = resource.getrusage(resource.RUSAGE_SELF)
   row.update(peak_rss_mb=round(usage.ru_maxrss / 1024), cpu_seconds=round(usage.ru_utime + usage.ru_stime, 1))
   return row

@@ -261,6 +261,8 @@ def orthogonal_overlay(volume: np.ndarray, pred: Optional[np.ndarray], gt: Optio
   `(z, y, x)` (default: the centre of `gt`'s bounding box, else of the volume). Each
   panel is resampled to its physical aspect ratio (`spacing` `(dz, dy, dx)`; nearest
   neighbour for the masks) and scaled so its longest side is at most `panel_size`.
+  The arrays are drawn as given: `volume_io.display_view` first puts a NIfTI volume in
+  the radiological screen orientation.
 
   Args:
     volume: `[D, H, W, C]` or `[D, H, W]`, float in [0, 1].

@@ -116,6 +116,48 @@ def _nifti_geometry(image) -> Geometry:
                   np.asarray(image.affine, np.float64), header)
 
 
+# The screen convention of `display_view`: rows and columns of every panel increase toward
+# these world directions (radiological: patient's right on the viewer's left, anterior at
+# the top of an axial slice, superior at the top of coronal and sagittal slices).
+DISPLAY_AXES = ("I", "P", "L")
+
+
+def display_view(geometry: Optional[Geometry], *arrays, spacing=None):
+  """`arrays` (each `[D, H, W, ...]`, as read here; None passes through) and `spacing`
+  reordered and flipped so that axes 0, 1, 2 increase toward inferior, posterior and the
+  patient's left (`DISPLAY_AXES`). `report.orthogonal_overlay` then draws an axial,
+  a coronal and a sagittal slice the way a radiological viewer shows them.
+
+  The orientation is nibabel's `io_orientation` of the NIfTI affine (for each stored axis
+  i, j, k the world axis it is closest to, and its sign); our axes are the stored ones
+  reversed. Volumes without an affine (TIFF) are returned unchanged: their orientation
+  is unknown.
+
+  Returns:
+    `(arrays..., spacing)`, views of the inputs (no copies).
+  """
+  if geometry is None or geometry.affine is None:
+    return (*arrays, spacing)
+  orientations = nibabel().orientations
+  stored = orientations.io_orientation(geometry.affine)           # rows: i, j, k
+  ours = stored[::-1]                                              # rows: D, H, W
+  transform = orientations.ornt_transform(ours, orientations.axcodes2ornt(DISPLAY_AXES))
+  order = np.argsort(transform[:, 0])          # output axis n <- our axis order[n]
+  out = []
+  for a in arrays:
+    if a is None:
+      out.append(None)
+      continue
+    a = np.asarray(a)
+    for axis in range(3):
+      if transform[axis, 1] < 0:
+        a = np.flip(a, axis)
+    out.append(np.transpose(a, tuple(order) + tuple(range(3, a.ndim))))
+  if spacing is not None:
+    spacing = tuple(spacing[int(n)] for n in order)
+  return (*out, spacing)
+
+
 def read_volume_file(path, spacing=None) -> VolumeFile:
   """Reads a NIfTI or TIFF volume as float32 `[D, H, W, C]` in [0, 1] (module docstring).
 

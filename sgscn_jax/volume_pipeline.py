@@ -117,8 +117,10 @@ def _finish(record: Record, case: Case, seg, plan: memory.Plan, work_shape, seco
     pred = metrics.select(labels, "largest_overlap", record.mask)
   else:
     pred = metrics.select(labels, "central")
+  *shown, shown_spacing = volume_io.display_view(geometry, record.image, pred, record.mask,
+                                                 spacing=spacing)
   io.write_png(out / "overlays" / f"{record.case_id}.png",
-               report.orthogonal_overlay(record.image, pred, record.mask, spacing=spacing))
+               report.orthogonal_overlay(*shown, spacing=shown_spacing))
   if seg.history is not None:
     pipeline._write_history(out / "history" / f"{record.case_id}.csv", seg.history)
   row: Dict[str, Any] = {

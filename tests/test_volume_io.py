@@ -57,6 +57,34 @@ def test_nifti_round_trip_keeps_affine_header_and_orientation(tmp_path, suffix):
   np.testing.assert_array_equal(mask, labels > 0)
 
 
+def test_display_view_puts_a_nifti_the_way_a_radiological_viewer_shows_it():
+  nib = pytest.importorskip("nibabel")
+  rng = np.random.default_rng(0)
+  stored = rng.random((5, 6, 7)).astype(np.float32)        # (i, j, k)
+  # i -> anterior-to-posterior (-y), j -> left-to-right (+x), k -> superior-to-inferior (-z)
+  affine = np.array([[0, 2.0, 0, 0], [-3.0, 0, 0, 0], [0, 0, -4.0, 0], [0, 0, 0, 1]])
+  image = nib.Nifti1Image(stored, affine)
+  read = volume_io.nifti_volume(image)
+  # Independent reference: nibabel's canonical (RAS+) data, our axis order (z, y, x), then
+  # each axis reversed to increase toward inferior, posterior, left.
+  canonical = np.asarray(nib.as_closest_canonical(image).dataobj)
+  expected = np.flip(np.transpose(canonical, (2, 1, 0)), (0, 1, 2))
+  shown, mask, none, spacing = volume_io.display_view(
+      read.geometry, np.transpose(stored, (2, 1, 0)), read.volume[..., 0] > 0.5, None,
+      spacing=read.spacing)
+  np.testing.assert_array_equal(shown, expected)
+  np.testing.assert_array_equal(mask, (expected - stored.min()) / np.ptp(stored) > 0.5)
+  assert none is None
+  assert read.spacing == (4.0, 2.0, 3.0) and spacing == (4.0, 3.0, 2.0)  # (S-I, A-P, R-L)
+  # The common case, a RAS+ file: no reordering, every axis reversed.
+  ras = volume_io.nifti_volume(nib.Nifti1Image(stored, np.diag([2.0, 2.0, 2.0, 1.0])))
+  (view, _) = volume_io.display_view(ras.geometry, ras.volume, spacing=None)
+  np.testing.assert_array_equal(view, ras.volume[::-1, ::-1, ::-1])
+  # No orientation known (TIFF): unchanged.
+  tiff = volume_io.Geometry("tiff", (1.0, 1.0, 1.0), None, None)
+  assert volume_io.display_view(tiff, stored, spacing=(1, 2, 3)) == (stored, (1, 2, 3))
+
+
 def test_tiff_round_trip_keeps_spacing(tmp_path):
   stack = np.random.default_rng(1).integers(0, 4000, (4, 6, 8)).astype(np.uint16)
   tifffile.imwrite(tmp_path / "v.tif", stack, imagej=True, resolution=(1 / 0.5, 1 / 0.25),
