@@ -15,7 +15,7 @@ paired DSC differences (SGSCN against each method; each added loss in the ablati
 say whether an ordering is resolved.
 
 Data-set and working-size flags are `experiments.segment`'s (--dataset, --data_dir,
---images, --masks, --mask_pattern, --size, --bucket, --batch_size, --limit, --demo_n,
+--images, --masks, --mask_pattern, --size, --bucket, --batch_size, --standardise, --limit, --demo_n,
 --demo_size), and so are SGSCN's settings (--iterations, --lr, --w_ss, ...: the base of
 the ablation). --method, --k and --seed are segment.py's: use --methods and --seeds here.
 --quick: 3 images (unless --limit), tiny settings for every method, compiled at XLA
@@ -78,7 +78,7 @@ def main(argv):
   out_dir = FLAGS.out_dir or f"runs/tables_{FLAGS.dataset}" + ("_quick" if FLAGS.quick else "")
   options = pipeline.RunOptions(out_dir=out_dir, size=segment.parse_size(FLAGS.size, FLAGS.dataset),
                                 bucket_multiple=FLAGS.bucket, batch_size=FLAGS.batch_size,
-                                montage_cases=FLAGS.montage)
+                                montage_cases=FLAGS.montage, standardise=FLAGS.standardise)
   print(f"{len(plan.runs)} runs x {len(seeds)} seeds over {len(cases)} cases -> {out_dir}",
         file=sys.stderr)
   start = time.perf_counter()

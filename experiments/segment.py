@@ -57,6 +57,9 @@ flags.DEFINE_string("size", "auto",
                     "(native for demo, 256 otherwise).")
 flags.DEFINE_integer("bucket", 16, "Working shapes are rounded to multiples of this.")
 flags.DEFINE_integer("batch_size", 4, "Images per vmapped batch.")
+flags.DEFINE_bool("standardise", False,
+                  "2D images: feed each working image standardised (zero mean, unit variance "
+                  "per channel) instead of [0, 1], as volumes always are. Off: the paper.")
 flags.DEFINE_integer("limit", None, "Only the first N cases (by id).")
 flags.DEFINE_integer("seed", 0, "Base seed (each case's key also depends on its id).")
 flags.DEFINE_integer("iterations", Config.iterations, "Maximum iterations per image.")
@@ -232,7 +235,7 @@ def main(argv):
                                 else f"runs/{FLAGS.dataset}_{FLAGS.method}"),
       size=parse_size(FLAGS.size, FLAGS.dataset), bucket_multiple=FLAGS.bucket,
       batch_size=batch_size, seed=FLAGS.seed, overlay_rule=FLAGS.selection,
-      montage_cases=FLAGS.montage, method_name=name)
+      montage_cases=FLAGS.montage, method_name=name, standardise=FLAGS.standardise)
   print(f"{len(cases)} cases -> {options.out_dir}", file=sys.stderr)
   run_info = {"argv": sys.argv, "dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir,
               "processes": 1 if team is None else team.count,

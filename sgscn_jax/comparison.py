@@ -148,9 +148,11 @@ def _same_protocol(folder: Path, config: Any, options: pipeline.RunOptions) -> N
     return
   before = json.loads(path.read_text())
   now = json.loads(pipeline.json_text({"config": dataclasses.asdict(config),
-                                       "size": options.size, "bucket": options.bucket_multiple}))
+                                       "size": options.size, "bucket": options.bucket_multiple,
+                                       "standardise": options.standardise}))
   old = {"config": before.get("config"), "size": before.get("options", {}).get("size"),
-         "bucket": before.get("options", {}).get("bucket_multiple")}
+         "bucket": before.get("options", {}).get("bucket_multiple"),
+         "standardise": before.get("options", {}).get("standardise", False)}
   if old != now:
     raise ValueError(f"{folder} holds a run of another configuration or working size "
                      f"({old} vs {now}); use another --out_dir or delete it")

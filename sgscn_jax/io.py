@@ -157,6 +157,18 @@ def _check_size(path: PathLike, shape: tuple[int, ...], axes: str) -> None:
 # ------------------------------------------------------------------------ normalisation
 
 
+def standardise(array) -> np.ndarray:
+  """Zero mean and unit variance per channel over every pixel or voxel, float32:
+  `(x - mean_c) / std_c` for an array `[..., C]` (a constant channel only loses its mean).
+  Volumes reach the network this way by default (`volume.segment_volume`); 2D images
+  only with `RunOptions.standardise` / `--standardise` (the paper feeds [0, 1])."""
+  array = np.asarray(array, np.float32)
+  axes = tuple(range(array.ndim - 1))
+  mean = array.mean(axis=axes, dtype=np.float64)
+  std = array.std(axis=axes, dtype=np.float64)
+  return ((array - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
+
+
 def normalise_intensities(array: np.ndarray) -> tuple[np.ndarray, dict]:
   """Maps stored values to float32 in [0, 1] by the rules in the module docstring.
 

@@ -60,6 +60,9 @@ class RunOptions:
     overlay_rule: the selection rule drawn in overlays when a mask exists.
     montage_cases: how many cases (the first, by id) the montage shows.
     method_name: recorded in every row and the summary.
+    standardise: the method sees each working image standardised (`io.standardise`: zero
+      mean, unit variance per channel) instead of its [0, 1] intensities; overlays and
+      scores are unchanged. Off by default, as in the paper.
   """
   out_dir: str
   size: Any = None
@@ -69,6 +72,7 @@ class RunOptions:
   overlay_rule: str = "largest_overlap"
   montage_cases: int = 6
   method_name: str = "sgscn"
+  standardise: bool = False
 
 
 class Pending(NamedTuple):
@@ -189,6 +193,8 @@ class _Runner:
       shape = resize.bucket_shape(resize.working_shape(record.image.shape, self.options.size),
                                   self.options.bucket_multiple)
       work = resize.resize_image(record.image, shape)
+      if self.options.standardise:
+        work = io.standardise(work)
     except Exception as e:  # noqa: BLE001 - any bad case is recorded, the run goes on
       self.fail(case, e)
       return

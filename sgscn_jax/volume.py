@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sgscn_jax import optimize
+from sgscn_jax.io import standardise  # noqa: F401 - part of this module's API
 from sgscn_jax.config import Config
 from sgscn_jax.optimize import History, Segmentation
 
@@ -156,16 +157,6 @@ def segment_slices(key, volume, config: Config = Config(), *, spacing=None, axis
   return Segmentation(labels=labels, n_labels=np.int32(labels.max() + 1),
                       iterations=np.int32(np.max(seg.iterations)),
                       finite=np.bool_(np.all(seg.finite)), history=_mean_history(seg.history))
-
-
-def standardise(volume) -> np.ndarray:
-  """Zero mean and unit variance per channel over the whole volume, float32:
-  (v - mean_c) / std_c (a constant channel only loses its mean)."""
-  volume = np.asarray(volume, np.float32)
-  axes = tuple(range(volume.ndim - 1))
-  mean = volume.mean(axis=axes, dtype=np.float64)
-  std = volume.std(axis=axes, dtype=np.float64)
-  return ((volume - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
 
 
 def segment_volume(key, volume, config: Config = Config(), *, mode: str = "3d", spacing=None,

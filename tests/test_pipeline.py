@@ -94,6 +94,24 @@ def test_case_keys_depend_on_id_not_on_batch(tmp_path):
     np.testing.assert_allclose(ra["largest_overlap.dice"], rb["largest_overlap.dice"], atol=0.02)
 
 
+def test_standardise_changes_only_what_the_method_sees(tmp_path):
+  cases = _write_cases(tmp_path / "data", n=2)
+  seen = []
+
+  def method(keys, images, config):
+    seen.append(np.asarray(images))
+    return pipeline.segment_batch(keys, images, config)
+
+  options = pipeline.RunOptions(out_dir=str(tmp_path / "s"), batch_size=2, standardise=True)
+  result = pipeline.run_dataset(cases, folder.load_case, TINY, options, method=method)
+  (images,) = seen
+  for image in images:   # each image on its own: zero mean, unit variance per channel
+    np.testing.assert_allclose(image.mean(axis=(0, 1)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(image.std(axis=(0, 1)), 1.0, atol=1e-4)
+  assert [r["case_id"] for r in result.rows] == ["case0", "case1"]
+  assert json.loads((tmp_path / "s" / "run.json").read_text())["options"]["standardise"] is True
+
+
 def _cli(*args, cwd):
   env = dict(os.environ, PYTHONPATH=str(ROOT))
   return subprocess.run([sys.executable, "-m", "experiments.segment", *args], cwd=cwd,
