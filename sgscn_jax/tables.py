@@ -16,7 +16,10 @@ included, plus loading); total seconds = sum over seeds of mean x images.
 
 `table_markdown` writes the Markdown (`mean` or `mean ± std_seeds` when S > 1, the
 definitions and protocol under it), `table_csv_rows` the same numbers with both
-standard deviations for `results.write_csv_rows`.
+standard deviations for `results.write_csv_rows`. `paired_difference` / `paired_text`
+compare two columns case by case (they need the columns' per-case `rows`): the mean of
+a − b, a 95 % bootstrap interval over cases, per-seed means and wins, so that a reader can
+tell a resolved ordering from one inside the noise.
 """
 
 from __future__ import annotations
