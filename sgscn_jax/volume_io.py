@@ -142,19 +142,9 @@ def display_view(geometry: Optional[Geometry], *arrays, spacing=None):
   stored = orientations.io_orientation(geometry.affine)           # rows: i, j, k
   ours = stored[::-1]                                              # rows: D, H, W
   transform = orientations.ornt_transform(ours, orientations.axcodes2ornt(DISPLAY_AXES))
-  order = np.argsort(transform[:, 0])          # output axis n <- our axis order[n]
-  out = []
-  for a in arrays:
-    if a is None:
-      out.append(None)
-      continue
-    a = np.asarray(a)
-    for axis in range(3):
-      if transform[axis, 1] < 0:
-        a = np.flip(a, axis)
-    out.append(np.transpose(a, tuple(order) + tuple(range(3, a.ndim))))
-  if spacing is not None:
-    spacing = tuple(spacing[int(n)] for n in order)
+  out = [None if a is None else orientations.apply_orientation(a, transform) for a in arrays]
+  if spacing is not None:   # output axis n comes from our axis argsort(transform[:, 0])[n]
+    spacing = tuple(spacing[int(n)] for n in np.argsort(transform[:, 0]))
   return (*out, spacing)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import imageio.v3 as iio
+import numpy as np
 import pytest
 
 
@@ -20,3 +22,17 @@ def shared_data() -> Path:
   if not path.is_dir():
     pytest.skip(f"shared data folder {path} absent")
   return path
+
+
+def write_lesion_folder(root: Path, n: int = 3, shape=(24, 32)):
+  """`n` synthetic lesion images and masks as PNG under `root/images` and `root/masks`
+  (case0, case1, ...); returns the folder data set's cases."""
+  from sgscn_jax import synthetic
+  from sgscn_jax.datasets import folder
+  (root / "images").mkdir(parents=True)
+  (root / "masks").mkdir()
+  for i in range(n):
+    image, mask = synthetic.lesion_image(i, shape)
+    iio.imwrite(root / "images" / f"case{i}.png", (image * 255).astype(np.uint8))
+    iio.imwrite(root / "masks" / f"case{i}.png", mask.astype(np.uint8) * 255)
+  return folder.list_cases(root, images_dir=root / "images", masks_dir=root / "masks")

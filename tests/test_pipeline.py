@@ -9,22 +9,13 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from conftest import write_lesion_folder
 
-from sgscn_jax import Config, pipeline, synthetic
+from sgscn_jax import Config, pipeline
 from sgscn_jax.datasets import folder
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = Config(n_channels=8, iterations=3, early_stop=False)
-
-
-def _write_cases(root: Path, n=3, shape=(24, 32)):
-  (root / "images").mkdir(parents=True)
-  (root / "masks").mkdir()
-  for i in range(n):
-    image, mask = synthetic.lesion_image(i, shape)
-    iio.imwrite(root / "images" / f"case{i}.png", (image * 255).astype(np.uint8))
-    iio.imwrite(root / "masks" / f"case{i}.png", mask.astype(np.uint8) * 255)
-  return folder.list_cases(root, images_dir=root / "images", masks_dir=root / "masks")
 
 
 def _run(cases, out, **kw):
@@ -33,7 +24,7 @@ def _run(cases, out, **kw):
 
 
 def test_run_writes_every_output(tmp_path):
-  cases = _write_cases(tmp_path / "data")
+  cases = write_lesion_folder(tmp_path / "data")
   result = _run(cases, tmp_path / "out")
   out = tmp_path / "out"
   assert not result.failures
@@ -54,7 +45,7 @@ def test_run_writes_every_output(tmp_path):
 
 
 def test_resumed_run_gives_the_same_summary(tmp_path):
-  cases = _write_cases(tmp_path / "data")
+  cases = write_lesion_folder(tmp_path / "data")
   _run(cases, tmp_path / "whole")
   _run(cases[:1], tmp_path / "parts")  # as if interrupted after the first case
   again = _run(cases, tmp_path / "parts")
@@ -75,7 +66,7 @@ def test_resumed_run_gives_the_same_summary(tmp_path):
 
 
 def test_a_bad_file_is_recorded_and_the_run_goes_on(tmp_path):
-  cases = _write_cases(tmp_path / "data")
+  cases = write_lesion_folder(tmp_path / "data")
   (tmp_path / "data" / "images" / "case1.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
   result = _run(cases, tmp_path / "out")
   assert [f["case_id"] for f in result.failures] == ["case1"]
@@ -86,7 +77,7 @@ def test_a_bad_file_is_recorded_and_the_run_goes_on(tmp_path):
 
 
 def test_case_keys_depend_on_id_not_on_batch(tmp_path):
-  cases = _write_cases(tmp_path / "data")
+  cases = write_lesion_folder(tmp_path / "data")
   a = _run(cases, tmp_path / "a")
   b = pipeline.run_dataset(cases, folder.load_case, TINY,
                            pipeline.RunOptions(out_dir=str(tmp_path / "b"), batch_size=1))
@@ -95,7 +86,7 @@ def test_case_keys_depend_on_id_not_on_batch(tmp_path):
 
 
 def test_standardise_changes_only_what_the_method_sees(tmp_path):
-  cases = _write_cases(tmp_path / "data", n=2)
+  cases = write_lesion_folder(tmp_path / "data", n=2)
   seen = []
 
   def method(keys, images, config):
@@ -119,7 +110,7 @@ def _cli(*args, cwd):
 
 
 def test_command_line_on_two_tiny_images(tmp_path):
-  _write_cases(tmp_path / "data", n=2)
+  write_lesion_folder(tmp_path / "data", n=2)
   out = tmp_path / "out"
   proc = _cli("--dataset=folder", f"--images={tmp_path / 'data' / 'images'}",
               f"--masks={tmp_path / 'data' / 'masks'}", f"--out_dir={out}", "--iterations=2",
@@ -141,7 +132,7 @@ def test_command_line_demo_and_bad_folder(tmp_path):
 
 
 def test_command_line_runs_a_baseline_method(tmp_path):
-  _write_cases(tmp_path / "data", n=2)
+  write_lesion_folder(tmp_path / "data", n=2)
   out = tmp_path / "out"
   proc = _cli("--dataset=folder", f"--images={tmp_path / 'data' / 'images'}",
               f"--masks={tmp_path / 'data' / 'masks'}", f"--out_dir={out}", "--method=kmeans",
@@ -156,7 +147,7 @@ def test_command_line_runs_a_baseline_method(tmp_path):
 
 def test_rescoring_saved_label_maps_reproduces_the_run(tmp_path):
   from sgscn_jax import rescore
-  cases = _write_cases(tmp_path / "data")
+  cases = write_lesion_folder(tmp_path / "data")
   result = _run(cases, tmp_path / "out")
   summary = rescore.rescore(cases + [], folder.load_case, str(tmp_path / "out"))
   assert summary["scored"] == 3 and summary["failed"] == 0

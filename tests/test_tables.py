@@ -11,8 +11,9 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from conftest import write_lesion_folder
 
-from sgscn_jax import Config, charts, comparison, synthetic, tables
+from sgscn_jax import Config, charts, comparison, tables
 from sgscn_jax.baselines import KMeansConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,15 +200,6 @@ def report_gt_colour():
 # ----------------------------------------------------------------------------- end to end
 
 
-def _write_cases(root: Path, n=3, shape=(24, 32)):
-  (root / "images").mkdir(parents=True)
-  (root / "masks").mkdir()
-  for i in range(n):
-    image, mask = synthetic.lesion_image(i, shape)
-    iio.imwrite(root / "images" / f"case{i}.png", (image * 255).astype(np.uint8))
-    iio.imwrite(root / "masks" / f"case{i}.png", mask.astype(np.uint8) * 255)
-
-
 def _script(*args):
   env = dict(os.environ, PYTHONPATH=str(ROOT))
   return subprocess.run([sys.executable, "-m", "experiments.reproduce_tables", *args], cwd=ROOT,
@@ -220,7 +212,7 @@ def _csv(path):
 
 
 def test_script_quick_mode_end_to_end(tmp_path):
-  _write_cases(tmp_path / "data")
+  write_lesion_folder(tmp_path / "data")
   out = tmp_path / "tables"
   data = [f"--dataset=folder", f"--images={tmp_path / 'data' / 'images'}",
           f"--masks={tmp_path / 'data' / 'masks'}", f"--out_dir={out}", "--size=native"]
