@@ -84,7 +84,7 @@ def _rates(hw: int, shape: tuple, c: int, repeats: int) -> dict:
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from sgscn_jax import conv
+  from sgscn_jax.core import conv
   rng = np.random.default_rng(0)
   a = jnp.asarray(rng.normal(size=(hw, 9 * c)), jnp.float32)
   b = jnp.asarray(rng.normal(size=(9 * c, c)), jnp.float32)
@@ -101,7 +101,8 @@ def _rates(hw: int, shape: tuple, c: int, repeats: int) -> dict:
 
 def child_loop() -> dict:
   import jax
-  from sgscn_jax import Config, optimize
+  from sgscn_jax import Config
+  from sgscn_jax.core import batching
   shape = parse_size(FLAGS.size)
   image = jax.random.uniform(jax.random.key(1), shape + (FLAGS.channels,))
   key = jax.random.key(0)
@@ -109,15 +110,17 @@ def child_loop() -> dict:
   for n in (FLAGS.n1, FLAGS.n2):
     cfg = Config(n_channels=FLAGS.n_channels, n_conv=FLAGS.n_conv, iterations=n, early_stop=False)
     t = time.perf_counter()
-    jax.block_until_ready(optimize._segment_one_jit(key, image, cfg))
+    compiled = batching.compile_segment_one(tuple(image.shape), cfg)
+    jax.block_until_ready(compiled(key, image, None))
     first[n] = time.perf_counter() - t
-    runs[n] = _timed(optimize._segment_one_jit, key, image, cfg, repeats=FLAGS.repeats)
+    runs[n] = _timed(compiled, key, image, None, repeats=FLAGS.repeats)
   per_iter = statistics.median((b - a) / (FLAGS.n2 - FLAGS.n1)
                                for a, b in zip(runs[FLAGS.n1], runs[FLAGS.n2]))
   # A second call with other values and the same shapes must reuse the compiled program.
-  before = optimize._segment_one_jit._cache_size()
-  jax.block_until_ready(optimize._segment_one_jit(jax.random.key(7), image * 0.5, cfg))
-  recompiled = optimize._segment_one_jit._cache_size() != before
+  jax.block_until_ready(batching.segment_one(key, image, cfg))
+  before = batching.SGSCN.one._cache_size()
+  jax.block_until_ready(batching.segment_one(jax.random.key(7), image * 0.5, cfg))
+  recompiled = batching.SGSCN.one._cache_size() != before
   hw = shape[0] * shape[1]
   flops = iteration_flops(hw, FLAGS.channels, FLAGS.n_channels, FLAGS.n_conv)
   out = {"ms_per_iteration": 1e3 * per_iter,
@@ -134,23 +137,24 @@ def child_loop() -> dict:
 def child_batch(b: int) -> dict:
   import jax
   import numpy as np
-  from sgscn_jax import Config, optimize
+  from sgscn_jax import Config
+  from sgscn_jax.core import batching as _batching
   s = FLAGS.batch_image_size
   images = np.asarray(jax.random.uniform(jax.random.key(1), (b, s, s, FLAGS.channels)))
-  keys = optimize.image_keys(0, b)
+  keys = _batching.image_keys(0, b)
   cfg = Config(n_channels=FLAGS.n_channels, n_conv=FLAGS.n_conv,
                iterations=FLAGS.batch_iterations, early_stop=False)
   out = {}
   for batching in ("default", "vmap"):
     mode = None if batching == "default" else batching
-    optimize.segment_batch(keys, images, cfg, batching=mode)
-    t = statistics.median(_timed(lambda: optimize.segment_batch(keys, images, cfg, batching=mode),
+    _batching.segment_batch(keys, images, cfg, batching=mode)
+    t = statistics.median(_timed(lambda: _batching.segment_batch(keys, images, cfg, batching=mode),
                                  repeats=FLAGS.repeats))
     out[f"{batching}_images_per_s"] = b / t
-  out["default_batching"] = optimize.default_batching()
-  optimize.segment_one(keys[0], images[0], cfg)
+  out["default_batching"] = _batching.default_batching()
+  _batching.segment_one(keys[0], images[0], cfg)
   single = statistics.median(_timed(
-      lambda: [optimize.segment_one(keys[i], images[i], cfg).labels for i in range(b)],
+      lambda: [_batching.segment_one(keys[i], images[i], cfg).labels for i in range(b)],
       repeats=FLAGS.repeats))
   out["one_at_a_time_images_per_s"] = b / single
   out["peak_rss_mib"] = _peak_rss_mib()

@@ -14,7 +14,7 @@ from absl import app
 from absl import flags
 
 from experiments import segment  # the shared data-set flags and case listing
-from sgscn_jax import rescore
+from sgscn_jax.running import rescore
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("name", "rescored", "Base name of the written CSV and JSON.")

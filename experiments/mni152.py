@@ -52,7 +52,7 @@ def load_template(resolution: int, margin: int):
   """`(VolumeFile of the cropped template, gm, wm, crop slices, full VolumeFile)`."""
   import numpy as np
   from nilearn import datasets  # the optional extra 'mni'
-  from sgscn_jax import volume_io
+  from sgscn_jax.data import volume_io
   full = volume_io.nifti_volume(datasets.load_mni152_template(resolution=resolution))
   to_dhw = lambda img: np.transpose(np.asarray(img.dataobj), (2, 1, 0))  # noqa: E731
   gm = to_dhw(datasets.load_mni152_gm_template(resolution=resolution)) > 0.5
@@ -69,13 +69,20 @@ def _worker(method: str) -> dict:
   import dataclasses
   import jax
   import numpy as np
-  from sgscn_jax import Config, io, memory, metrics, report, resize, volume, volume_io
+  from sgscn_jax import Config
+  from sgscn_jax.volume import memory
+  from sgscn_jax.evaluation import metrics, selection
+  from sgscn_jax.reporting import overlays
+  from sgscn_jax.data import resize
+  from sgscn_jax import volume
+  from sgscn_jax.data import volume_io
+  from sgscn_jax.data import files
   from sgscn_jax.baselines import kmeans
   start = time.perf_counter()
   image, gm, wm, crop, full = load_template(FLAGS.resolution, FLAGS.margin)
   spacing = full.spacing
   factors = memory.factors_for(spacing, FLAGS.factor)
-  work_shape = memory.working_shape(image.shape[:3], factors)
+  work_shape = memory.factor_shape(image.shape[:3], factors)
   work = resize.resize_volume(image, work_shape)
   work_spacing = tuple(s * n / m for s, n, m in zip(spacing, image.shape[:3], work_shape))
   key = jax.random.key(FLAGS.seed)
@@ -103,7 +110,7 @@ def _worker(method: str) -> dict:
   seconds = time.perf_counter() - start
   scores = {}
   for name, truth in (("gm", gm), ("wm", wm)):
-    chosen = metrics.largest_overlap_cluster(labels, truth)
+    chosen = selection.largest_overlap_cluster(labels, truth)
     scores[name] = chosen
     row[f"dice_{name}"] = metrics.dice(labels == chosen, truth)
   row.update(same_cluster=scores["gm"] == scores["wm"], n_labels=int(seg.n_labels),
@@ -114,8 +121,8 @@ def _worker(method: str) -> dict:
   volume_io.write_label_volume(out / f"{method}_labels.nii.gz", whole, full.geometry)
   *shown, shown_spacing = volume_io.display_view(full.geometry, image, labels == scores["gm"],
                                                  gm, spacing=spacing)
-  io.write_png(out / f"{method}_overlay.png",
-               report.orthogonal_overlay(*shown, spacing=shown_spacing))
+  files.write_png(out / f"{method}_overlay.png",
+               overlays.orthogonal_overlay(*shown, spacing=shown_spacing))
   usage = resource.getrusage(resource.RUSAGE_SELF)
   row.update(peak_rss_mb=round(usage.ru_maxrss / 1024), cpu_seconds=round(usage.ru_utime + usage.ru_stime, 1))
   return row

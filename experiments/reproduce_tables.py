@@ -6,7 +6,7 @@ r"""SGSCN's comparison on a data set: Table 1 (every method, one protocol), the 
   python -m experiments.reproduce_tables --dataset folder --images imgs/ --masks masks/ \
       --seeds 0,1,2 --methods sgscn,iic,kmeans:3
 
-Each (method, setting, seed) runs through `sgscn_jax.pipeline.run_dataset` into
+Each (method, setting, seed) runs through `sgscn_jax.image_runs.run_dataset` into
 `<out_dir>/<run>/seed<s>/` (resumable: rerun the same command to finish), then the tables
 are built from those runs' summaries: table1.{md,csv}, ablation.{md,csv,png}, the same
 under the mask-free rule (*_central.*), cases.png and run_log.{csv,json}. Under each table,
@@ -20,7 +20,7 @@ Data-set and working-size flags are `experiments.segment`'s (--dataset, --data_d
 the ablation). --method, --k and --seed are segment.py's: use --methods and --seeds here.
 --quick: 3 images (unless --limit), tiny settings for every method, compiled at XLA
 optimisation level 0: for tests and smoke runs, its numbers mean nothing.
-This file only turns flags into calls; the work is `sgscn_jax.comparison`.
+This file only turns flags into calls; the work is `sgscn_jax.running.comparison`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from absl import app
 from absl import flags
 
 from experiments import segment  # the shared data-set flags, case listing and SGSCN flags
-from sgscn_jax import comparison, pipeline
+from sgscn_jax.running import comparison
+from sgscn_jax.running import images as image_runs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("seeds", "0", "Comma-separated seeds; > 1 seed adds ± std over seeds.")
@@ -76,9 +77,10 @@ def main(argv):
     raise app.UsageError("nothing to run: give --methods or --ablation")
   functions = comparison.method_functions(comparison.FAST_COMPILE if FLAGS.quick else None)
   out_dir = FLAGS.out_dir or f"runs/tables_{FLAGS.dataset}" + ("_quick" if FLAGS.quick else "")
-  options = pipeline.RunOptions(out_dir=out_dir, size=segment.parse_size(FLAGS.size, FLAGS.dataset),
+  options = image_runs.RunOptions(out_dir=out_dir, size=segment.parse_size(FLAGS.size, FLAGS.dataset),
                                 bucket_multiple=FLAGS.bucket, batch_size=FLAGS.batch_size,
-                                montage_cases=FLAGS.montage, standardise=FLAGS.standardise)
+                                montage_cases=FLAGS.montage, standardise=FLAGS.standardise,
+                                objects=segment.objects_from_flags())
   print(f"{len(plan.runs)} runs x {len(seeds)} seeds over {len(cases)} cases -> {out_dir}",
         file=sys.stderr)
   start = time.perf_counter()

@@ -16,7 +16,7 @@ Several processes (`--distributed`, or the explicit `--coordinator_address`,
 process 0 writes the merged summary; see the README's "Running on many devices and machines".
 
 This file only turns flags into a `Config` and `RunOptions`; the work is
-`sgscn_jax.pipeline.run_dataset`. Exit status 1 if any case failed (see failures.csv),
+`sgscn_jax.image_runs.run_dataset`. Exit status 1 if any case failed (see failures.csv),
 3 if a process of a distributed run died before finishing its share (rerun to complete).
 """
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import sys
 
 from absl import app
@@ -32,12 +31,17 @@ from absl import flags
 
 import jax
 
-from sgscn_jax import (Config, baselines, distributed, memory, optimize, pipeline, sharding,
-                       volume_pipeline)
-from sgscn_jax.datasets import DATASETS, get_dataset
+from sgscn_jax import Config, registry
+from sgscn_jax.core import sharding
+from sgscn_jax.data.datasets import DATASETS, list_dataset, object_prior
+from sgscn_jax.evaluation.objects import ObjectConfig
+from sgscn_jax.running import distributed
+from sgscn_jax.running import images as image_runs
+from sgscn_jax.running import volumes
+from sgscn_jax.volume import memory
 
 FLAGS = flags.FLAGS
-METHOD_NAMES = ("sgscn",) + tuple(baselines.METHODS)
+METHOD_NAMES = registry.method_names()
 flags.DEFINE_enum("method", "sgscn", list(METHOD_NAMES),
                   "Segmentation method: SGSCN or one of the paper's baselines.")
 flags.DEFINE_enum("batching", "auto", ["auto", "vmap", "sequential"],
@@ -75,6 +79,15 @@ flags.DEFINE_float("w_ss", _WEIGHTS["sparse_spatial"], "Weight of L_ss.")
 flags.DEFINE_float("w_cc", _WEIGHTS["context_consistency"], "Weight of L_cc.")
 flags.DEFINE_enum("selection", "largest_overlap", ["largest_overlap", "central"],
                   "Rule drawn in overlays (the summary reports both).")
+flags.DEFINE_bool("objects", True, "Find the mask-free object of every label map (objects/, the "
+                  "'object' protocol).")
+flags.DEFINE_enum("object_profile", None, ["lesion", "lungs", "vessels"],
+                  "What the object is (default: the data set's prior, e.g. ph2 lesion, lung_ct "
+                  "lungs, drive vessels; folder lesion).")
+flags.DEFINE_enum("object_polarity", None, ["auto", "dark", "bright"],
+                  "Which side of the region hierarchy is the object (default: the data set's).")
+flags.DEFINE_integer("regions", None, "The hierarchy level (number of regions) the object is "
+                     "found at (default 2, the coarsest).")
 flags.DEFINE_integer("demo_n", 4, "demo: number of synthetic images.")
 flags.DEFINE_integer("demo_size", 128, "demo: image side.")
 flags.DEFINE_integer("montage", 6, "Cases in montage.png.")
@@ -127,54 +140,60 @@ def config_from_flags() -> Config:
 
 
 def method_from_flags():
-  """`(name, batched method, its config)` for --method (SGSCN's config from the SGSCN flags)."""
-  name = FLAGS.method
-  if name == "sgscn":
-    method = functools.partial(optimize.segment_batch,
-                               batching=None if FLAGS.batching == "auto" else FLAGS.batching,
-                               chunk_size=FLAGS.chunk_size)
-    return name, method, config_from_flags()
-  config = baselines.DEFAULT_CONFIGS[name]
+  """`(name, batched method, its config)` for --method (SGSCN's config from the SGSCN flags,
+  another method's its registered default with --k)."""
+  method = registry.get_method(FLAGS.method)
+  if method.name == "sgscn":
+    batched = functools.partial(method.segment_batch,
+                                batching=None if FLAGS.batching == "auto" else FLAGS.batching,
+                                chunk_size=FLAGS.chunk_size)
+    return method.name, batched, config_from_flags()
+  config = method.default_config
   if FLAGS.k is not None:
+    if not method.takes_k:
+      raise ValueError(f"--k: {method.name} takes no number of clusters")
     config = dataclasses.replace(config, k=FLAGS.k)
-  return name, baselines.METHODS[name], config
+  return method.name, method.segment_batch, config
 
 
 def list_cases():
-  module = get_dataset(FLAGS.dataset)
-  if FLAGS.dataset == "demo":
-    cases = module.list_cases(None, n=FLAGS.demo_n, shape=(FLAGS.demo_size, FLAGS.demo_size),
-                              seed=FLAGS.seed)
-  elif FLAGS.dataset == "folder":
-    root = FLAGS.data_dir or FLAGS.images
-    if root is None:
-      raise app.UsageError("--dataset folder needs --images (or --data_dir)")
-    cases = module.list_cases(root, images_dir=FLAGS.images, masks_dir=FLAGS.masks,
-                              mask_pattern=FLAGS.mask_pattern)
-  else:
-    if FLAGS.data_dir is None:
-      raise app.UsageError(f"--dataset {FLAGS.dataset} needs --data_dir")
-    cases = module.list_cases(FLAGS.data_dir)
-  return (cases[: FLAGS.limit] if FLAGS.limit else cases), module.load_case
+  """The cases of --dataset (and their loader), from the data-set flags."""
+  try:
+    return list_dataset(FLAGS.dataset, FLAGS.data_dir, images=FLAGS.images, masks=FLAGS.masks,
+                        mask_pattern=FLAGS.mask_pattern, demo_n=FLAGS.demo_n,
+                        demo_size=FLAGS.demo_size, seed=FLAGS.seed, limit=FLAGS.limit,
+                        spacing=parse_spacing(FLAGS.spacing))
+  except ValueError as e:
+    if "needs --" in str(e):
+      raise app.UsageError(str(e))
+    raise
+
+
+def objects_from_flags():
+  """The object step's `ObjectConfig`: the data set's prior, overridden by the flags; None
+  with --noobjects."""
+  if not FLAGS.objects:
+    return None
+  fields = object_prior(FLAGS.dataset)
+  for name, flag in (("profile", "object_profile"), ("polarity", "object_polarity"),
+                     ("regions", "regions")):
+    if FLAGS[flag].value is not None:
+      fields[name] = FLAGS[flag].value
+  return ObjectConfig(**fields)
+
+
+def parse_spacing(text):
+  return None if text is None else tuple(float(v) for v in text.split(","))
 
 
 def run_volumes(name: str, config) -> int:
-  """--dataset volume: `volume_pipeline.run_volumes` (one volume at a time, planned memory)."""
-  from sgscn_jax.datasets import volume as volume_dataset
-  root = FLAGS.data_dir or FLAGS.images
-  if root is None:
-    raise app.UsageError("--dataset volume needs --images (or --data_dir)")
-  spacing = None if FLAGS.spacing is None else tuple(float(v) for v in FLAGS.spacing.split(","))
+  """--dataset volume: `running.volumes.run_volumes` (one volume at a time, planned memory)."""
   try:
-    absolute = lambda p: None if p is None else os.path.abspath(p)  # noqa: E731
-    cases = volume_dataset.list_cases(
-        absolute(root), images_dir=absolute(FLAGS.images) if FLAGS.data_dir else None,
-        masks_dir=absolute(FLAGS.masks), mask_pattern=FLAGS.mask_pattern, spacing=spacing)
+    cases, load = list_cases()
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  cases = cases[: FLAGS.limit] if FLAGS.limit else cases
-  options = volume_pipeline.VolumeOptions(
+  options = volumes.VolumeOptions(
       out_dir=FLAGS.out_dir or f"runs/volume_{name}", seed=FLAGS.seed, method_name=name,
       mode=FLAGS.volume_mode, factor=FLAGS.factor,
       n_channels=FLAGS.n_channels if FLAGS["n_channels"].present else None,
@@ -183,8 +202,8 @@ def run_volumes(name: str, config) -> int:
       overlay_rule=FLAGS.selection)
   print(f"{len(cases)} volumes -> {options.out_dir}", file=sys.stderr)
   try:
-    result = volume_pipeline.run_volumes(cases, volume_dataset.load_case, config, options,
-                                         run_info={"argv": sys.argv, "dataset": "volume"})
+    result = volumes.run_volumes(cases, load, config, options,
+                                 run_info={"argv": sys.argv, "dataset": "volume"})
   except memory.MemoryBudgetError as e:
     print(f"error: {e}", file=sys.stderr)
     return 3
@@ -230,18 +249,19 @@ def main(argv):
   if batch_size != FLAGS.batch_size:
     print(f"batch size {FLAGS.batch_size} -> {batch_size} (a multiple of {mesh.size} devices)",
           file=sys.stderr)
-  options = pipeline.RunOptions(
+  options = image_runs.RunOptions(
       out_dir=FLAGS.out_dir or (f"runs/{FLAGS.dataset}" if FLAGS.method == "sgscn"
                                 else f"runs/{FLAGS.dataset}_{FLAGS.method}"),
       size=parse_size(FLAGS.size, FLAGS.dataset), bucket_multiple=FLAGS.bucket,
       batch_size=batch_size, seed=FLAGS.seed, overlay_rule=FLAGS.selection,
-      montage_cases=FLAGS.montage, method_name=name, standardise=FLAGS.standardise)
+      montage_cases=FLAGS.montage, method_name=name, standardise=FLAGS.standardise,
+      objects=objects_from_flags())
   print(f"{len(cases)} cases -> {options.out_dir}", file=sys.stderr)
   run_info = {"argv": sys.argv, "dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir,
               "processes": 1 if team is None else team.count,
               "local_devices": [str(d) for d in jax.local_devices()]}
   try:
-    result = pipeline.run_dataset(cases, load, config, options, method=method,
+    result = image_runs.run_dataset(cases, load, config, options, method=method,
                                   run_info=run_info, team=team)
   except distributed.IncompleteRun as e:
     print(f"error: {e}", file=sys.stderr)

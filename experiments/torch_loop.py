@@ -3,8 +3,8 @@ r"""The same SGSCN loop in PyTorch, for the benchmark's side-by-side (torch is n
 Same network, losses, optimiser and image as `sgscn_jax` with the default `Config`:
 
   network  n_conv x [conv 3x3 (-> C) -> ReLU -> BN(batch statistics)] -> conv 1x1 -> BN
-           (PyTorch's default initialisation, as `sgscn_jax.network`)
-  loss     w_ce L_ce(S, argmax S) + w_ss L_ss + w_cc L_cc  (the definitions of sgscn_jax.losses)
+           (PyTorch's default initialisation, as `sgscn_jax.core.network`)
+  loss     w_ce L_ce(S, argmax S) + w_ss L_ss + w_cc L_cc  (the definitions of sgscn_jax.core.losses)
   update   SGD, learning rate 0.1, momentum 0.9, every iteration also counts the argmax labels
            (the published loop's `torch.unique`), eager mode, NCHW float32, as the published code.
 
@@ -33,7 +33,7 @@ def _network(torch, c_in: int, n_channels: int, n_conv: int):
 
 
 def _losses(torch, response, coordinates, weights):
-  """response [1, C, H, W]; coordinates [H*W, 2] in [-1, 1]; the sgscn_jax.losses terms."""
+  """response [1, C, H, W]; coordinates [H*W, 2] in [-1, 1]; the sgscn_jax.core.losses terms."""
   f = torch.nn.functional
   c = response.shape[1]
   flat = response[0].reshape(c, -1).T                        # [P, C]

@@ -1,12 +1,36 @@
-"""sgscn-jax: unsupervised per-image segmentation (SGSCN, Ahn et al., MICCAI 2021) in JAX."""
+"""sgscn-jax: unsupervised per-image segmentation (SGSCN, Ahn et al., MICCAI 2021) in JAX.
 
-from sgscn_jax.config import Config
-from sgscn_jax.losses import LOSS_TERMS, register_loss_term
-from sgscn_jax.optimize import History, Segmentation, image_keys, segment_batch, segment_one
+The public face: what a researcher uses without reaching into subpackages.
 
-__version__ = "0.1.0"
+    from sgscn_jax import Config, segment_one, segment_batch, image_keys
+    result = segment_one(jax.random.key(0), image, Config())      # image [H, W, C] in [0, 1]
+
+Subpackages (imports point down this list, never up): `core` (config, network, loss
+terms, the per-image loop, batching, sharding), `volume` (3D and slice mode, memory plan),
+`data` (reading, writing, resizing, data sets), `evaluation` (metrics, selection, objects),
+`baselines` (other methods), `registry` (every method, registered once), `running`
+(data-set runs, distributed runs, comparisons), `reporting` (overlays, charts, tables).
+"""
+
+__version__ = "0.2.0"
+
+from sgscn_jax.core.batching import compile_segment_one, segment_batch, segment_one
+from sgscn_jax.core.config import Config
+from sgscn_jax.core.losses import (LOSS_TERMS, context_consistency_loss, coordinate_grid,
+                                   cross_entropy_loss, register_loss_term, sparse_spatial_loss)
+from sgscn_jax.core.loop import History, Segmentation, image_keys, python_loop, segment_image
+from sgscn_jax.core.network import apply as network_apply
+from sgscn_jax.core.network import init as network_init
+from sgscn_jax.core.network import parameter_count
+from sgscn_jax.evaluation import metrics, selection
+from sgscn_jax.registry import METHODS, Method, get_method, method_names, register_method
+from sgscn_jax.volume import segment_volume
 
 __all__ = [
-    "Config", "History", "LOSS_TERMS", "Segmentation", "image_keys", "register_loss_term",
-    "segment_batch", "segment_one",
+    "Config", "History", "LOSS_TERMS", "METHODS", "Method", "Segmentation",
+    "compile_segment_one", "context_consistency_loss", "coordinate_grid", "cross_entropy_loss",
+    "get_method", "image_keys", "method_names", "metrics", "network_apply", "network_init",
+    "parameter_count", "python_loop", "register_loss_term", "register_method",
+    "segment_batch", "segment_image", "segment_one", "segment_volume", "selection",
+    "sparse_spatial_loss",
 ]

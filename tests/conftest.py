@@ -6,8 +6,13 @@ import os
 from pathlib import Path
 
 import imageio.v3 as iio
+import jax
 import numpy as np
 import pytest
+
+# Strict shapes in every test: implicit rank promotion (a silent broadcast of arrays of
+# different ranks) is an error, as equinox's test setup does.
+jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
 @pytest.fixture(scope="session")
@@ -27,8 +32,8 @@ def shared_data() -> Path:
 def write_lesion_folder(root: Path, n: int = 3, shape=(24, 32)):
   """`n` synthetic lesion images and masks as PNG under `root/images` and `root/masks`
   (case0, case1, ...); returns the folder data set's cases."""
-  from sgscn_jax import synthetic
-  from sgscn_jax.datasets import folder
+  from sgscn_jax.data import synthetic
+  from sgscn_jax.data.datasets import folder
   (root / "images").mkdir(parents=True)
   (root / "masks").mkdir()
   for i in range(n):

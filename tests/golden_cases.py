@@ -15,8 +15,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from sgscn_jax import Config, segment_one, synthetic
-from sgscn_jax import baselines, volume
+from sgscn_jax import Config, baselines, registry, segment_one, volume
+from sgscn_jax.data import synthetic
 
 SMALL = Config(n_channels=12, iterations=5, early_stop=False)
 EARLY = Config(n_channels=12, iterations=8, min_labels=6)
@@ -50,19 +50,19 @@ def run_all():
       "iic": baselines.IICConfig(steps=3, feature_channels=8),
   }
   for name, config in quick.items():
-    seg = baselines.METHODS[name](key[None], image(2)[None], config)
+    seg = registry.get_method(name).segment_batch(key[None], image(2)[None], config)
     out[name] = jax.tree.map(lambda a: a[0], seg)
   return jax.device_get(out)
 
 
 def runner_rows():
   """The rows (every score) of a two-image demo data-set run through the runner."""
-  from sgscn_jax import pipeline
-  from sgscn_jax.datasets import demo
+  from sgscn_jax.data.datasets import demo
+  from sgscn_jax.running import images as image_runs
   cases = demo.list_cases(None, n=2, shape=(32, 32), seed=0)
   with tempfile.TemporaryDirectory() as tmp:
-    options = pipeline.RunOptions(out_dir=tmp, size=None, batch_size=2, montage_cases=0)
-    result = pipeline.run_dataset(cases, demo.load_case, SMALL, options)
+    options = image_runs.RunOptions(out_dir=tmp, size=None, batch_size=2, montage_cases=0)
+    result = image_runs.run_dataset(cases, demo.load_case, SMALL, options)
     rows = [{k: v for k, v in r.items() if k != "seconds"} for r in result.rows]
     labels = {p.stem: np.asarray(__import__("imageio.v3").v3.imread(p)).tolist()
               for p in sorted((Path(tmp) / "labels").glob("*.png"))}

@@ -2,7 +2,7 @@
 
 XLA:CPU compilation dominates this file's run time, so each program compiles once (one
 image shape per method), and DeepCluster and IIC are run through entry points compiled
-at backend optimisation level 0 (`common.EntryPoints(..., compiler_options=...)`): the
+at backend optimisation level 0 (`core.batching.EntryPoints(..., compiler_options=...)`): the
 same functions, half the compile time, slower code.
 """
 
@@ -15,8 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sgscn_jax import image_keys, metrics, synthetic
-from sgscn_jax.baselines import (DEFAULT_CONFIGS, METHODS, DeepClusterConfig, IICConfig,
+from sgscn_jax import image_keys, registry
+from sgscn_jax.core.batching import EntryPoints
+from sgscn_jax.evaluation import metrics, selection
+from sgscn_jax.data import synthetic
+from sgscn_jax.baselines import (DeepClusterConfig, IICConfig,
                                  KMeansConfig, augment, common, deepcluster, iic,
                                  iic_mutual_information, kmeans)
 
@@ -42,14 +45,14 @@ def _boundary_band(mask: np.ndarray) -> np.ndarray:
 
 
 def _dice(labels, mask, valid=None) -> float:
-  pred = metrics.select(np.asarray(labels), "largest_overlap", mask)
+  pred = selection.select(np.asarray(labels), "largest_overlap", mask)
   return metrics.dice(pred, mask, valid)
 
 
 def _single_batch_and_repeat(entry, config):
   """Single runs, a vmapped batch and a repeated single run on the two-region images.
 
-  `entry`: a module with `segment_one` / `segment_batch`, or a `common.EntryPoints`.
+  `entry`: a module with `segment_one` / `segment_batch`, or a `core.batching.EntryPoints`.
   """
   data = [synthetic.two_region_image(SHAPE, seed=s) for s in SEEDS]
   images = np.stack([d[0] for d in data])
@@ -81,9 +84,9 @@ def test_kmeans_recovers_two_regions_batch_and_determinism():
   data, singles, batch, repeat = _single_batch_and_repeat(kmeans, KMEANS)
   _check_batch_and_determinism(singles, batch, repeat, KMEANS.iterations)
   # an equal config (a new but equal dataclass) reuses the compiled program
-  compiled = kmeans._ENTRY.one._cache_size()
+  compiled = kmeans.ENTRY.one._cache_size()
   kmeans.segment_one(jax.random.key(1), data[0][0], dataclasses.replace(KMEANS))
-  assert kmeans._ENTRY.one._cache_size() == compiled
+  assert kmeans.ENTRY.one._cache_size() == compiled
   for (_, mask), one in zip(data, singles):
     assert _dice(one.labels, mask) > 0.95
     assert int(one.n_labels) == 2
@@ -153,7 +156,7 @@ def test_kmeans_keeps_the_restart_with_the_lowest_inertia():
 
 
 def test_deepcluster_recovers_two_regions_batch_and_determinism():
-  entry = common.EntryPoints(deepcluster._segment_one, DeepClusterConfig, _QUICK_COMPILE)
+  entry = EntryPoints(deepcluster.segment_image, DeepClusterConfig, compiler_options=_QUICK_COMPILE)
   data, singles, batch, repeat = _single_batch_and_repeat(entry, DEEPCLUSTER)
   steps = DEEPCLUSTER.rounds * DEEPCLUSTER.steps_per_round
   _check_batch_and_determinism(singles, batch, repeat, steps)
@@ -257,7 +260,7 @@ def test_augment_undo_inverts_the_geometry(shift, flip):
 
 
 def test_iic_recovers_two_regions_batch_and_determinism():
-  entry = common.EntryPoints(iic._segment_one, IICConfig, _QUICK_COMPILE)
+  entry = EntryPoints(iic.segment_image, IICConfig, compiler_options=_QUICK_COMPILE)
   data, singles, batch, repeat = _single_batch_and_repeat(entry, IIC)
   _check_batch_and_determinism(singles, batch, repeat, IIC.steps)
   for (_, mask), one in zip(data, singles):
@@ -273,12 +276,12 @@ def test_iic_recovers_two_regions_batch_and_determinism():
 
 
 def test_methods_registry_and_config_checks():
-  assert set(METHODS) == set(DEFAULT_CONFIGS) == {"kmeans", "deepcluster", "iic"}
+  assert set(registry.METHODS) >= {"sgscn", "kmeans", "deepcluster", "iic"}
   image = np.zeros((8, 8, 3), np.float32)
   with pytest.raises(TypeError, match="KMeansConfig"):
     kmeans.segment_one(jax.random.key(0), image, IIC)
   with pytest.raises(ValueError, match="keys"):
-    METHODS["kmeans"](image_keys(0, 3), np.stack([image, image]), KMEANS)
+    registry.get_method("kmeans").segment_batch(image_keys(0, 3), np.stack([image, image]), KMEANS)
   with pytest.raises(ValueError):
-    dataclasses.replace(DEFAULT_CONFIGS["deepcluster"], pca_dim=64)
-  assert DEFAULT_CONFIGS["deepcluster"].whitened_dim == 2
+    dataclasses.replace(registry.get_method("deepcluster").default_config, pca_dim=64)
+  assert registry.get_method("deepcluster").default_config.whitened_dim == 2

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sgscn_jax import conv
+from sgscn_jax.core import conv
 
 
 @pytest.mark.parametrize("spatial,k", [((7, 9), 3), ((4, 5, 6), 3), ((6, 7), 5), ((11,), 3)])

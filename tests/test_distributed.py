@@ -16,8 +16,9 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from sgscn_jax import distributed, synthetic
-from sgscn_jax.datasets import Case, folder
+from sgscn_jax.running import distributed
+from sgscn_jax.data import synthetic
+from sgscn_jax.data.datasets import Case, folder
 
 ROOT = Path(__file__).resolve().parents[1]
 N_CASES = 8
@@ -27,7 +28,9 @@ TINY_FLAGS = ("--iterations=2", "--n_channels=4", "--n_conv=1", "--size=native",
 SHARDED_SCRIPT = r"""
 import sys
 import jax, numpy as np
-from sgscn_jax import Config, baselines, image_keys, segment_batch, sharding, synthetic
+from sgscn_jax import Config, registry, image_keys, segment_batch
+from sgscn_jax.core import sharding
+from sgscn_jax.data import synthetic
 assert jax.local_device_count() == 4, jax.devices()
 images = np.stack([synthetic.lesion_image(i, (16, 16))[0] for i in range(8)])
 keys = image_keys(0, 8)
@@ -37,8 +40,8 @@ plain = segment_batch(keys, images, config)
 sharded = segment_batch(keys, images, config, mesh=mesh)
 assert sharded.labels.sharding.spec == jax.sharding.PartitionSpec("batch"), sharded.labels.sharding
 assert len(sharded.labels.sharding.device_set) == 4
-kmeans = baselines.METHODS["kmeans"]
-km_config = baselines.DEFAULT_CONFIGS["kmeans"]
+kmeans = registry.get_method("kmeans").segment_batch
+km_config = registry.get_method("kmeans").default_config
 try:
   segment_batch(keys[:6], images[:6], config, mesh=mesh)
   error = ""
@@ -58,14 +61,14 @@ DYING_SCRIPT = r"""
 import os
 from absl import app
 from experiments import segment
-from sgscn_jax import pipeline
-flush, batches = pipeline._Runner.flush, []
+from sgscn_jax.running import images as image_runs
+flush, batches = image_runs.ImageDriver.flush, []
 def flush_then_die(self, shape):
   if len(batches) == 1:
     os._exit(86)
   batches.append(shape)
   flush(self, shape)
-pipeline._Runner.flush = flush_then_die
+image_runs.ImageDriver.flush = flush_then_die
 app.run(segment.main)
 """
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sgscn_jax import losses
+from sgscn_jax.core import losses
 
 
 def _np_softmax(s):

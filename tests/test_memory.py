@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from sgscn_jax import memory
+from sgscn_jax.volume import memory
 
 GB = 1e9
 
@@ -49,7 +49,7 @@ def test_anisotropic_volumes_downsample_their_fine_axes_first():
   assert memory.factors_for((3.0, 1.0, 1.0), 2) == (1, 2, 2)
   assert memory.factors_for((1.0, 1.0, 1.0), 3) == (3, 3, 3)
   assert memory.factors_for(None, 2) == (2, 2, 2)
-  assert memory.working_shape((30, 100, 101), (1, 2, 2)) == (30, 50, 50)
+  assert memory.factor_shape((30, 100, 101), (1, 2, 2)) == (30, 50, 50)
 
 
 def test_auto_plan_prefers_native_3d_then_channels_then_resolution_then_slices():

@@ -1,4 +1,4 @@
-"""Tests of sgscn_jax.metrics: hand-computed values, empty cases, properties, selection."""
+"""Tests of sgscn_jax.evaluation.metrics: hand-computed values, empty cases, properties, selection."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from sgscn_jax import metrics as M
+from sgscn_jax.evaluation import metrics as M
+from sgscn_jax.evaluation import selection
 
 INF = math.inf
 
@@ -164,21 +165,21 @@ def test_largest_overlap_and_no_ground_truth_multiplication():
   gt = np.zeros((4, 4), bool)
   gt[1:3, 1:3] = True
   gt[0, 2] = True
-  assert M.largest_overlap_cluster(labels, gt) == 2  # overlap 4 vs 1
-  pred = M.select(labels, "largest_overlap", gt)
+  assert selection.largest_overlap_cluster(labels, gt) == 2  # overlap 4 vs 1
+  pred = selection.select(labels, "largest_overlap", gt)
   np.testing.assert_array_equal(pred, labels == 2)
   gt[:, 0] = True  # label 0 overlaps 4 too, but has 2 pixels outside gt (label 2: 0)
-  assert M.largest_overlap_cluster(labels, gt) == 2
+  assert selection.largest_overlap_cluster(labels, gt) == 2
 
 
 def test_largest_overlap_tie_rules():
   labels = np.array([[3, 3, 5, 5], [3, 3, 5, 5], [7, 7, 7, 7]])
   gt = np.array([[1, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0]], bool)
   # overlaps: 3 -> 1, 5 -> 1, 7 -> 1; outside gt: 3 -> 3, 5 -> 3, 7 -> 3: lowest id.
-  assert M.largest_overlap_cluster(labels, gt) == 3
+  assert selection.largest_overlap_cluster(labels, gt) == 3
   gt[0, 0], gt[1, 1] = False, True  # label 3: overlap 1, outside 3
   labels[2, 3] = 5  # label 5: overlap 1, outside 4; label 7: overlap 1, outside 2
-  assert M.largest_overlap_cluster(labels, gt) == 7
+  assert selection.largest_overlap_cluster(labels, gt) == 7
 
 
 def test_largest_overlap_with_valid_and_empty_gt():
@@ -186,10 +187,10 @@ def test_largest_overlap_with_valid_and_empty_gt():
   valid = np.ones((3, 3), bool)
   valid[0, 2] = False  # label 1 lives only outside: not a candidate
   empty = np.zeros((3, 3), bool)
-  assert M.largest_overlap_cluster(labels, empty) == 1  # the smallest cluster
-  assert M.largest_overlap_cluster(labels, empty, valid) == 2
+  assert selection.largest_overlap_cluster(labels, empty) == 1  # the smallest cluster
+  assert selection.largest_overlap_cluster(labels, empty, valid) == 2
   with pytest.raises(ValueError, match="valid is empty"):
-    M.largest_overlap_cluster(labels, empty, empty)
+    selection.largest_overlap_cluster(labels, empty, empty)
 
 
 def test_central_cluster():
@@ -198,24 +199,24 @@ def test_central_cluster():
   labels[(yy - 20) ** 2 + (xx - 30) ** 2 < 100] = 4  # central disc
   labels[:6, :6] = 1  # a corner
   labels[20, 30] = 9  # a one-pixel speck at the very centre
-  assert M.central_cluster(labels) == 4
-  assert M.select(labels, "central").sum() == np.count_nonzero(labels == 4)
-  assert M.central_cluster(np.full((5, 5), 3)) == 3
+  assert selection.central_cluster(labels) == 4
+  assert selection.select(labels, "central").sum() == np.count_nonzero(labels == 4)
+  assert selection.central_cluster(np.full((5, 5), 3)) == 3
   halves = np.zeros((10, 10), np.int64)
   halves[:, 5:] = 2
-  assert M.central_cluster(halves) == 0  # equal scores: lower id
+  assert selection.central_cluster(halves) == 0  # equal scores: lower id
 
 
 def test_selection_errors():
   labels = np.zeros((4, 4), np.int64)
   with pytest.raises(ValueError, match="needs the ground truth"):
-    M.select(labels, "largest_overlap")
+    selection.select(labels, "largest_overlap")
   with pytest.raises(ValueError, match="rule must be one of"):
-    M.select(labels, "biggest")
+    selection.select(labels, "biggest")
   with pytest.raises(ValueError, match="non-negative"):
-    M.central_cluster(labels - 1)
+    selection.central_cluster(labels - 1)
   with pytest.raises(ValueError, match="integers"):
-    M.largest_overlap_cluster(labels.astype(float), GT)
+    selection.largest_overlap_cluster(labels.astype(float), GT)
 
 
 # ------------------------------------------------------------------------- volumes
@@ -265,4 +266,4 @@ def test_central_cluster_in_3d():
   labels = np.zeros((12, 16, 16), np.int64)
   labels[(zz - 6) ** 2 + (yy - 8) ** 2 + (xx - 8) ** 2 < 16] = 2
   labels[:3] = 1  # a slab at one end
-  assert M.central_cluster(labels) == 2
+  assert selection.central_cluster(labels) == 2

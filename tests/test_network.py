@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sgscn_jax import Config, network
+from sgscn_jax import Config
+from sgscn_jax.core import network
 
 
 def _torch_parameter_count(c_in, c, n_conv, rank=2):

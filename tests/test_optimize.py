@@ -5,7 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sgscn_jax import Config, image_keys, losses, optimize, register_loss_term, segment_batch, segment_one
+from sgscn_jax import (Config, image_keys, python_loop, register_loss_term, segment_batch,
+                       segment_image, segment_one)
+from sgscn_jax.core import losses
+from sgscn_jax.core import batching as _batching
 
 SMALL = Config(n_channels=16, iterations=6, early_stop=False)
 
@@ -59,32 +62,46 @@ def test_batch_equals_single_image_runs(batching, chunk_size):
 
 @pytest.mark.parametrize("batching", ["vmap", "sequential"])
 def test_early_stopping_freezes_each_lane_independently(batching):
+  """Two lanes that stop at different iterations: each stops exactly when its own rule
+  fires (the first pre-update label count <= min_labels), as in its single run."""
   cfg = Config(n_channels=16, iterations=40, min_labels=3, early_stop=True)
   images = np.stack([_image(0), np.random.default_rng(5).uniform(size=(20, 24, 3)).astype(np.float32)])
   keys = image_keys(0, 2)
   batch = segment_batch(keys, images, cfg, batching=batching)
+  stops = []
   for i in range(2):
     one = segment_one(keys[i], images[i], cfg)
-    n = int(one.iterations)
-    assert int(batch.iterations[i]) == n
-    # the stopping rule: the last recorded pre-update label count is <= min_labels, none before
     hist = np.asarray(one.history.n_labels)
-    if n < 40:
-      assert hist[n - 1] <= 3 and np.all(hist[: n - 1] > 3)
-      assert np.all(hist[n:] == -1) and np.all(np.isnan(np.asarray(one.history.total)[n:]))
-  assert int(batch.iterations[0]) != int(batch.iterations[1]) or int(batch.iterations[0]) < 40
+    fired = np.flatnonzero((hist >= 0) & (hist <= cfg.min_labels))
+    expected = int(fired[0]) + 1 if fired.size else cfg.iterations
+    assert int(one.iterations) == expected == int(batch.iterations[i])
+    assert np.all(hist[expected:] == -1) and np.all(np.isnan(np.asarray(one.history.total)[expected:]))
+    stops.append(expected)
+  assert stops[0] < cfg.iterations and stops[0] != stops[1], stops
+
+
+def test_python_loop_equals_the_compiled_loop():
+  """`loop_fn=python_loop` runs the same steps eagerly, one Python iteration at a time."""
+  for cfg in (Config(n_channels=8, iterations=3, early_stop=False),
+              Config(n_channels=8, iterations=6, min_labels=7)):
+    image = jnp.asarray(_image(3, (12, 16, 3)))
+    compiled = segment_one(jax.random.key(2), image, cfg)
+    eager = segment_image(jax.random.key(2), image, cfg, loop_fn=python_loop)
+    assert int(eager.iterations) == int(compiled.iterations)
+    np.testing.assert_allclose(eager.history.total, compiled.history.total, rtol=1e-4)
+    assert np.mean(np.asarray(eager.labels) == np.asarray(compiled.labels)) > 0.98
 
 
 def test_second_call_does_not_retrace():
   cfg = Config(n_channels=8, iterations=2, early_stop=False)
   img = _image(0, (12, 12, 3))
   segment_one(jax.random.key(0), img, cfg)
-  size = optimize._segment_one_jit._cache_size()
+  size = _batching.SGSCN.one._cache_size()
   segment_one(jax.random.key(1), img * 0.5, cfg)
   segment_one(jax.random.key(2), img, Config(n_channels=8, iterations=2, early_stop=False))
-  assert optimize._segment_one_jit._cache_size() == size
-  for batching, fn in (("vmap", optimize._segment_batch_jit),
-                       ("sequential", optimize._segment_batch_sequential_jit)):
+  assert _batching.SGSCN.one._cache_size() == size
+  for batching, fn in (("vmap", _batching.SGSCN.vmap),
+                       ("sequential", _batching.SGSCN.sequential)):
     segment_batch(image_keys(0, 2), np.stack([img, img]), cfg, batching=batching)
     size = fn._cache_size()
     segment_batch(image_keys(1, 2), np.stack([img, img * 0.3]), cfg, batching=batching)
@@ -167,10 +184,16 @@ def test_non_finite_input_is_a_clear_error():
 
 
 def test_volume_runs_through_the_same_code():
+  """A volume `[D, H, W, 1]` of two slabs goes through the same loop: the labels separate
+  the slabs (each slab mostly one label, different labels)."""
   vol = np.zeros((6, 8, 8, 1), np.float32)
   vol[:, :4] = 1.0
-  r = segment_one(jax.random.key(0), vol, Config(n_channels=8, iterations=3, early_stop=False))
-  assert r.labels.shape == (6, 8, 8)
+  r = segment_one(jax.random.key(0), vol, Config(n_channels=8, iterations=6, early_stop=False))
+  labels = np.asarray(r.labels)
+  assert labels.shape == (6, 8, 8)
+  top, bottom = np.bincount(labels[:, :4].ravel()), np.bincount(labels[:, 4:].ravel())
+  assert top.argmax() != bottom.argmax()
+  assert top.max() >= 0.75 * labels[:, :4].size and bottom.max() >= 0.75 * labels[:, 4:].size
 
 
 def test_real_image_few_iterations_reduce_loss_and_labels(shared_data):
@@ -188,10 +211,10 @@ def test_real_image_few_iterations_reduce_loss_and_labels(shared_data):
 
 
 def test_auto_chunk_size_follows_the_memory_budget():
-  per_image = optimize.image_peak_bytes((20, 24, 3), SMALL)
+  per_image = _batching.image_peak_bytes((20, 24, 3), SMALL)
   # The compiled program's buffers grow with the pixels and the channels.
-  assert optimize.image_peak_bytes((40, 48, 3), SMALL) > 3 * per_image
+  assert _batching.image_peak_bytes((40, 48, 3), SMALL) > 3 * per_image
   assert 20 * 24 * 16 * 4 * 5 < per_image
   for budget, expected in ((10 * per_image, 3), (2 * per_image, 1), (3 * per_image, 2), (0, 1)):
-    assert optimize.auto_chunk_size((20, 24, 3), 3, SMALL, budget_bytes=budget) == expected
-  assert optimize.available_bytes() > 0
+    assert _batching.auto_chunk_size((20, 24, 3), 3, SMALL, budget_bytes=budget) == expected
+  assert _batching.available_bytes() > 0

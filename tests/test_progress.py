@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from sgscn_jax import progress
+from sgscn_jax.reporting import progress
 
 
 class _FakeClock:

@@ -10,19 +10,20 @@ import stat
 import numpy as np
 import pytest
 
-from sgscn_jax import io as sgio
-from sgscn_jax import results
+from sgscn_jax.data import files
+from sgscn_jax.reporting import summary
+from sgscn_jax.running import results
 
 
 def test_atomic_write_bytes_replaces_and_leaves_no_temporary(tmp_path):
   path = tmp_path / "sub" / "out.txt"
-  sgio.atomic_write_bytes(path, "first".encode("utf-8"))
+  files.atomic_write_bytes(path, "first".encode("utf-8"))
   assert path.read_text() == "first"
-  sgio.atomic_write_bytes(path, b"second \xe2\x9c\x93")
+  files.atomic_write_bytes(path, b"second \xe2\x9c\x93")
   assert path.read_bytes() == b"second \xe2\x9c\x93"
   assert os.listdir(path.parent) == ["out.txt"]
   with pytest.raises(TypeError):
-    sgio.atomic_write_bytes(path, 123)  # type: ignore[arg-type]
+    files.atomic_write_bytes(path, 123)  # type: ignore[arg-type]
   assert path.read_bytes() == b"second \xe2\x9c\x93"
   assert os.listdir(path.parent) == ["out.txt"]
 
@@ -31,7 +32,7 @@ def test_atomic_write_bytes_replaces_and_leaves_no_temporary(tmp_path):
 def test_atomic_write_bytes_gives_the_usual_permissions(tmp_path):
   old = os.umask(0o027)  # The umask decides, as with open(): 0o666 & ~0o027.
   try:
-    sgio.atomic_write_bytes(tmp_path / "a.txt", b"x")
+    files.atomic_write_bytes(tmp_path / "a.txt", b"x")
   finally:
     os.umask(old)
   assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o640
@@ -108,13 +109,10 @@ def test_summarise_on_hand_built_rows():
 def test_summary_markdown_layout():
   s = results.summarise([{"DSC": 0.7, "XOR": 0.3}, {"DSC": 0.9, "XOR": float("nan")}],
                        ["DSC", "XOR"])
-  text = results.summary_markdown(s, title="PH2, SGSCN", notes="largest-overlap cluster")
+  text = summary.summary_markdown(s, title="PH2, SGSCN", notes="largest-overlap cluster")
   lines = text.splitlines()
   assert lines[0] == "### PH2, SGSCN"
   assert lines[2] == "| metric | mean ± std (%) | n | NaN |"
   assert "| DSC | 80.0 ± 10.0 | 2 | 0 |" in lines
   assert "| XOR | 30.0 ± 0.0 | 1 | 1 |" in lines
   assert lines[-1] == "- largest-overlap cluster"
-  table = results.comparison_markdown({"k-means": s, "SGSCN": s})
-  assert table.splitlines()[0] == "| metric (%) | k-means | SGSCN |"
-  assert "| DSC | 80.0 ± 10.0 | 80.0 ± 10.0 |" in table

@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from sgscn_jax import synthetic
+from sgscn_jax.data import synthetic
+from sgscn_jax.data.datasets import demo
 
 
 def _two_means_dsc(image: np.ndarray, mask: np.ndarray) -> float:
@@ -36,13 +37,19 @@ def test_lesion_image_types_and_range():
   assert image.min() >= 0.0 and image.max() <= 1.0
 
 
+def _demo(n=4, shape=(128, 128), seed=0):
+  """The demo data set's cases, decoded: `[(case_id, image, mask)]`."""
+  records = [demo.load_case(c) for c in demo.list_cases(None, n=n, shape=shape, seed=seed)]
+  return [(r.case_id, r.image, r.mask) for r in records]
+
+
 def test_same_seed_gives_same_bytes():
   a_img, a_mask = synthetic.lesion_image(11, hairs=3)
   b_img, b_mask = synthetic.lesion_image(11, hairs=3)
   assert a_img.tobytes() == b_img.tobytes()
   assert a_mask.tobytes() == b_mask.tobytes()
-  first = synthetic.demo_cases(3, (48, 48), seed=5)
-  second = synthetic.demo_cases(3, (48, 48), seed=5)
+  first = _demo(3, (48, 48), seed=5)
+  second = _demo(3, (48, 48), seed=5)
   for (ia, xa, ma), (ib, xb, mb) in zip(first, second):
     assert ia == ib and xa.tobytes() == xb.tobytes() and ma.tobytes() == mb.tobytes()
 
@@ -55,13 +62,13 @@ def test_different_seeds_differ():
 
 
 def test_demo_case_is_the_lesion_of_its_seed():
-  cases = synthetic.demo_cases(3, (40, 40), seed=9)
+  cases = _demo(3, (40, 40), seed=9)
   assert [c[0] for c in cases] == ["synth9_000", "synth9_001", "synth9_002"]
   image, mask = synthetic.lesion_image((9, 2), (40, 40))
   np.testing.assert_array_equal(cases[2][1], image)
   np.testing.assert_array_equal(cases[2][2], mask)
   # Asking for more cases does not change the earlier ones.
-  more = synthetic.demo_cases(4, (40, 40), seed=9)
+  more = _demo(4, (40, 40), seed=9)
   np.testing.assert_array_equal(more[1][1], cases[1][1])
 
 
@@ -78,12 +85,12 @@ def test_mask_is_a_lesion_inside_the_image(seed):
 
 
 def test_lesion_is_darker_than_skin():
-  for _, image, mask in synthetic.demo_cases(6):
+  for _, image, mask in _demo(6):
     assert image[mask].mean() < image[~mask].mean() - 0.15
 
 
 def test_colour_two_means_is_good_but_not_perfect():
-  scores = [_two_means_dsc(image, mask) for _, image, mask in synthetic.demo_cases(6)]
+  scores = [_two_means_dsc(image, mask) for _, image, mask in _demo(6)]
   assert all(0.6 < s < 0.99 for s in scores), scores
   assert 0.75 < np.mean(scores) < 0.97, scores
 

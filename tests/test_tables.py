@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 from conftest import write_lesion_folder
 
-from sgscn_jax import Config, charts, comparison, tables
+from sgscn_jax import Config
+from sgscn_jax.reporting import charts
+from sgscn_jax.running import comparison
+from sgscn_jax.reporting import tables
 from sgscn_jax.baselines import KMeansConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,8 +196,8 @@ def test_bar_chart_and_case_grid_sizes_and_pixels():
 
 
 def report_gt_colour():
-  from sgscn_jax import report
-  return np.array(report.GT_COLOUR, np.uint8)
+  from sgscn_jax.reporting import overlays
+  return np.array(overlays.GT_COLOUR, np.uint8)
 
 
 # ----------------------------------------------------------------------------- end to end

@@ -4,7 +4,11 @@ import jax
 import numpy as np
 import pytest
 
-from sgscn_jax import Config, losses, metrics, network, optimize, segment_one, volume
+from sgscn_jax import Config, segment_one
+from sgscn_jax.core import losses
+from sgscn_jax.evaluation import metrics, selection
+from sgscn_jax.core import network
+from sgscn_jax import volume
 
 SPACING = (3.0, 1.0, 1.0)  # thick slices: (dz, dy, dx)
 
@@ -116,10 +120,10 @@ def test_3d_sgscn_recovers_two_ellipsoids_with_anisotropic_spacing():
   labels = np.asarray(r.labels)
   assert labels.shape == (16, 32, 32) and bool(r.finite)
   for mask in (dark, bright):
-    assert metrics.dice(metrics.select(labels, "largest_overlap", mask), mask) > 0.9
+    assert metrics.dice(selection.select(labels, "largest_overlap", mask), mask) > 0.9
   # The two ellipsoids are two different clusters.
-  assert (metrics.largest_overlap_cluster(labels, dark)
-          != metrics.largest_overlap_cluster(labels, bright))
+  assert (selection.largest_overlap_cluster(labels, dark)
+          != selection.largest_overlap_cluster(labels, bright))
 
 
 def tube(shape=(8, 24, 24), seed=0):
@@ -139,7 +143,7 @@ def test_slice_mode_with_consistent_labels_keeps_one_label_for_a_tube():
   labels = np.asarray(r.labels)
   inside = [np.bincount(labels[z][mask[z]]).argmax() for z in range(len(labels))]
   assert len(set(inside)) == 1, inside  # one label for the tube in every slice
-  assert metrics.dice(metrics.select(labels, "largest_overlap", mask), mask) > 0.9
+  assert metrics.dice(selection.select(labels, "largest_overlap", mask), mask) > 0.9
   # Without consistency the slices share no label, so one label holds one slice only.
   r = volume.segment_slices(jax.random.key(0), vol, config, spacing=(2.0, 1.0, 1.0),
                             consistent=False)

@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from sgscn_jax import io, resize, volume_io
-from sgscn_jax.datasets import volume as volume_dataset
+from sgscn_jax.data import resize
+from sgscn_jax.data import volume_io
+from sgscn_jax.data import decode
+from sgscn_jax.data import volume_io
+from sgscn_jax.data.datasets import volume as volume_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 OBLIQUE = np.array([[-0.9, 0.1, 0.0, 10.0], [0.0, 1.1, 0.2, -20.0],
@@ -93,7 +96,7 @@ def test_tiff_round_trip_keeps_spacing(tmp_path):
   assert vf.spacing == pytest.approx((2.0, 0.25, 0.5)) and vf.geometry.unit == "um"
   labels = (stack > 2000).astype(np.int32) * 2
   volume_io.write_label_volume(tmp_path / "l.tif", labels, vf.geometry)
-  back = io.read_volume(tmp_path / "l.tif")
+  back = volume_io.read_volume(tmp_path / "l.tif")
   assert back.spacing == pytest.approx((2.0, 0.25, 0.5)) and back.info["unit"] == "um"
   np.testing.assert_array_equal(tifffile.imread(tmp_path / "l.tif"), labels)
   assert volume_io.peek(tmp_path / "v.tif") == ((4, 6, 8), 1, pytest.approx((2.0, 0.25, 0.5)))
@@ -126,10 +129,10 @@ def test_bad_volume_files_are_clear_errors(tmp_path):
   with pytest.raises(ValueError, match="not a volume file"):
     volume_io.read_volume_file(tmp_path / "a.png")
   (tmp_path / "bad.nii.gz").write_bytes(b"not a nifti file at all")
-  with pytest.raises(io.ImageReadError, match="bad.nii.gz"):
+  with pytest.raises(decode.ImageReadError, match="bad.nii.gz"):
     volume_io.read_volume_file(tmp_path / "bad.nii.gz")
   _nifti(tmp_path / "m.nii.gz", np.ones((4, 4, 4), np.uint8))
-  with pytest.raises(io.ImageReadError, match="mask is 4x4x4"):
+  with pytest.raises(decode.ImageReadError, match="mask is 4x4x4"):
     volume_io.read_volume_mask(tmp_path / "m.nii.gz", (5, 4, 4, 1))
 
 
@@ -198,7 +201,7 @@ def test_command_line_segments_volumes_and_writes_aligned_labels(tmp_path):
   label_a = nib.load(os.fspath(out / "labels" / "a.nii.gz"))
   np.testing.assert_allclose(label_a.affine, np.diag([1.0, 1.0, 2.5, 1.0]))
   assert label_a.shape == (12, 12, 6)
-  assert io.read_volume(out / "labels" / "b.tif").spacing == pytest.approx((2.5, 1, 1))
+  assert volume_io.read_volume(out / "labels" / "b.tif").spacing == pytest.approx((2.5, 1, 1))
   rows = {p.stem: json.loads(p.read_text()) for p in (out / "cases").glob("*.json")}
   assert set(rows) == {"a", "b"}
   for row in rows.values():

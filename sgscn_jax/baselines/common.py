@@ -1,40 +1,22 @@
-"""What the baselines share: key handling, config checks, and the single/batch entry points.
+"""What the baselines share: histories, finiteness checks, linear heads, padded features.
 
-Every baseline is one pure function `core(key, image, config) -> Segmentation` written for
-ONE image `[*spatial, C_in]` and one PRNG key, with `config` a frozen dataclass (static).
-`EntryPoints(core, config_type)` compiles it three ways, once each per (config, shape):
-
-    one         jit(core)                               one image
-    vmap        jit(vmap(core, in_axes=(0, 0, None)))   [B] keys, [B, *spatial, C_in] images
-    sequential  jit(lax.map(core))                      the same, one image after the other
-
-and checks inputs on the host before calling them. The result is the engine's
-`optimize.Segmentation`, so the data-set runner treats a baseline exactly like SGSCN.
+Every baseline is one pure function `segment_image(key, image, config) -> Segmentation`
+written for ONE image `[*spatial, C_in]` and one PRNG key, with `config` a frozen dataclass
+(static); `core.batching.EntryPoints` turns it into the checked, jitted `segment_one` /
+`segment_batch`, and `sgscn_jax.registry` registers it once for every runner and table.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Callable, Dict
+from typing import Dict
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax import lax
 
-from sgscn_jax import network, optimize, sharding
-from sgscn_jax.config import Config
-from sgscn_jax.optimize import History, Segmentation
+from sgscn_jax.core import network
+from sgscn_jax.core.config import Config
+from sgscn_jax.core.loop import History
 
-Core = Callable[[jax.Array, jax.Array, object], Segmentation]
-
-
-def as_key(key) -> jax.Array:
-  """A typed PRNG key (or keys) from a typed key or raw uint32 key data `[..., 2]`."""
-  key = key if isinstance(key, jax.Array) else jnp.asarray(key)
-  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-    return key
-  return jax.random.wrap_key_data(key.astype(jnp.uint32))
 
 
 def make_history(total: jax.Array, terms: Dict[str, jax.Array], n_labels: jax.Array) -> History:
@@ -51,52 +33,6 @@ def all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-class EntryPoints:
-  """The public `segment_one` / `segment_batch` of a baseline `core` (see module docstring)."""
-
-  def __init__(self, core: Core, config_type: type,
-               compiler_options: Dict[str, object] | None = None):
-    """`compiler_options` go to every `jax.jit` (e.g. {"xla_backend_optimization_level": 0}
-    halves XLA:CPU compile time and doubles or triples run time: for tests)."""
-    self.core = core
-    self.config_type = config_type
-    jit = functools.partial(jax.jit, static_argnums=2, compiler_options=compiler_options)
-    self.one = jit(core)
-    self.vmap = jit(jax.vmap(core, in_axes=(0, 0, None)))
-    self.sequential = jit(
-        lambda keys, images, config: lax.map(lambda a: core(a[0], a[1], config), (keys, images)))
-
-  def _check_config(self, config) -> None:
-    if not isinstance(config, self.config_type):
-      raise TypeError(f"expected a {self.config_type.__name__}, got {type(config).__name__}")
-
-  def segment_one(self, key, image, config) -> Segmentation:
-    self._check_config(config)
-    optimize.check_image(image)
-    return self.one(as_key(key), jnp.asarray(image, jnp.float32), config)
-
-  def segment_batch(self, keys, images, config, batching: str | None = None,
-                    mesh=None) -> Segmentation:
-    """Batched `core`; `batching` and `mesh` as in `optimize.segment_batch`."""
-    self._check_config(config)
-    shape = tuple(np.shape(images))
-    if len(shape) < 1:
-      raise ValueError(f"images: expected [B, *spatial, C_in], got shape {shape}")
-    for b in range(shape[0]):
-      optimize.check_image(images[b], name=f"images[{b}]")
-    keys = as_key(keys)
-    if keys.shape != (shape[0],):
-      raise ValueError(f"keys: expected {shape[0]} keys (one per image), "
-                       f"got key shape {keys.shape}")
-    batching = batching or optimize.default_batching()
-    if batching not in ("vmap", "sequential"):
-      raise ValueError(f"batching must be 'vmap' or 'sequential', got {batching!r}")
-    fn = self.vmap if batching == "vmap" else self.sequential
-    if mesh is not None:
-      return sharding.segment_sharded(fn, keys, jnp.asarray(images, jnp.float32), config, mesh)
-    return fn(keys, jnp.asarray(images, jnp.float32), config)
-
-
 def init_linear(key: jax.Array, n_in: int, n_out: int) -> Dict[str, jax.Array]:
   """A 1x1 convolution (a per-pixel linear map) `n_in -> n_out`, PyTorch's default init.
 
@@ -110,11 +46,12 @@ def init_linear(key: jax.Array, n_in: int, n_out: int) -> Dict[str, jax.Array]:
 
 def apply_linear(head: Dict[str, jax.Array], features: jax.Array) -> jax.Array:
   """`features @ weight + bias`: `[*spatial, n_in] -> [*spatial, n_out]`."""
-  return features @ head["weight"] + head["bias"]
+  y = features @ head["weight"]
+  return y + head["bias"].reshape((1,) * (y.ndim - 1) + (-1,))
 
 
 def feature_network_config(channels: int, n_conv: int) -> Config:
-  """The SGSCN network (`sgscn_jax.network`) sized as a feature extractor: `n_conv` blocks
+  """The SGSCN network (`sgscn_jax.core.network`) sized as a feature extractor: `n_conv` blocks
   `conv 3x3 -> ReLU -> BN` of `channels` channels, then `conv 1x1 -> BN`; output
   `[*spatial, channels]`. Only the network fields of the returned `Config` are used."""
   return Config(n_channels=channels, n_conv=n_conv)

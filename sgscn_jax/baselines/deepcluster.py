@@ -2,7 +2,7 @@
 
 DeepCluster alternates clustering a network's features and training the network to
 predict the clusters. Here the "data set" is the P pixels of one image and the network
-is SGSCN's CNN (`sgscn_jax.network`, `feature_channels` channels, `n_conv` 3x3 blocks)
+is SGSCN's CNN (`sgscn_jax.core.network`, `feature_channels` channels, `n_conv` 3x3 blocks)
 trained from scratch on that image alone. With features f = F(theta, image) `[P, F]`
 (the image edge-padded first, see `common.padded_features`):
 
@@ -49,9 +49,12 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from sgscn_jax import network, optimize
+from sgscn_jax.core import network
+from sgscn_jax.core import loop as _loop
+from sgscn_jax.core.batching import EntryPoints
+from sgscn_jax.registry import Method, register_method
 from sgscn_jax.baselines import common, kmeans
-from sgscn_jax.optimize import Segmentation
+from sgscn_jax.core.loop import Segmentation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,13 +116,13 @@ def pca_whiten(features: jax.Array, dim: int, epsilon: float) -> jax.Array:
   largest eigenpairs of the covariance Cov `[F, F]` (biased, over the P rows). Each
   column of z has variance lambda_i / (lambda_i + epsilon tr(Cov)) <= 1.
   """
-  centred = features - jnp.mean(features, axis=0)
+  centred = features - jnp.mean(features, axis=0, keepdims=True)
   cov = centred.T @ centred / features.shape[0]
   eigenvalues, eigenvectors = jnp.linalg.eigh(cov)             # ascending
   eigenvalues = jnp.maximum(eigenvalues[::-1][:dim], 0.0)
   eigenvectors = eigenvectors[:, ::-1][:, :dim]
   scale = lax.rsqrt(eigenvalues + epsilon * jnp.trace(cov) + 1e-12)
-  return (centred @ eigenvectors) * scale
+  return (centred @ eigenvectors) * scale[None, :]
 
 
 def l2_normalise(z: jax.Array) -> jax.Array:
@@ -211,7 +214,7 @@ def _round(r, state: RoundState, key, image, config: DeepClusterConfig) -> Round
   return state._replace(labels=targets, final_centres=clusters.centres)
 
 
-def _segment_one(key, image, config: DeepClusterConfig) -> Segmentation:
+def segment_image(key, image, config: DeepClusterConfig) -> Segmentation:
   image = image.astype(jnp.float32)
   init_key, key = jax.random.split(key)
   params = network.init(init_key, image.shape, config.network_config)
@@ -224,14 +227,14 @@ def _segment_one(key, image, config: DeepClusterConfig) -> Segmentation:
                      jnp.zeros((config.k, config.whitened_dim), jnp.float32))
   state = lax.fori_loop(0, config.rounds + 1,
                         lambda r, s: _round(r, s, key, image, config), state)
-  labels, n_labels = optimize.renumber(state.labels.reshape(image.shape[:-1]), config.k)
+  labels, n_labels = _loop.renumber(state.labels.reshape(image.shape[:-1]), config.k)
   history = common.make_history(state.total, {"cross_entropy": state.total,
                                               "kmeans_inertia": state.inertia}, state.n_labels)
   finite = state.finite & common.all_finite(state.final_centres)
   return Segmentation(labels, n_labels, state.updates, finite, history)
 
 
-_ENTRY = common.EntryPoints(_segment_one, DeepClusterConfig)
+ENTRY = EntryPoints(segment_image, DeepClusterConfig)
 
 
 def segment_one(key, image, config: DeepClusterConfig = DeepClusterConfig()) -> Segmentation:
@@ -249,14 +252,21 @@ def segment_one(key, image, config: DeepClusterConfig = DeepClusterConfig()) -> 
     (mean squared distance of the round's clustering, whitened space), n_labels
     (non-empty clusters of the round).
   """
-  return _ENTRY.segment_one(key, image, config)
+  return ENTRY.segment_one(key, image, config)
 
 
 def segment_batch(keys, images, config: DeepClusterConfig = DeepClusterConfig(), *,
                   batching: str | None = None, mesh=None) -> Segmentation:
   """`segment_one` over `images` `[B, *spatial, C_in]` with `keys` `[B]`, in one jit.
 
-  `batching`: "vmap", "sequential" (`lax.map`) or None (`optimize.default_batching()`);
-  `mesh`: None or a device mesh to shard the batch over (`optimize.segment_batch`).
+  `batching`: "vmap", "sequential" (`lax.map`) or None (`core.batching.default_batching()`);
+  `mesh`: None or a device mesh to shard the batch over (`core.batching.EntryPoints.segment_batch`).
   """
-  return _ENTRY.segment_batch(keys, images, config, batching, mesh)
+  return ENTRY.segment_batch(keys, images, config, batching=batching, mesh=mesh)
+
+
+register_method(Method(
+    name="deepcluster", title="DeepCluster", core=segment_image, default_config=DeepClusterConfig(),
+    quick_config=DeepClusterConfig(rounds=1, steps_per_round=2, feature_channels=8,
+                                  kmeans_restarts=1, kmeans_iterations=5),
+    description="alternate k-means on CNN features and CE training (Caron et al. 2018)"), entry=ENTRY)

@@ -38,9 +38,12 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from sgscn_jax import network, optimize
+from sgscn_jax.core import network
+from sgscn_jax.core import loop as _loop
+from sgscn_jax.core.batching import EntryPoints
+from sgscn_jax.registry import Method, register_method
 from sgscn_jax.baselines import augment, common
-from sgscn_jax.optimize import Segmentation
+from sgscn_jax.core.loop import Segmentation
 
 _TINY = 1e-12
 
@@ -181,7 +184,7 @@ class LoopState(NamedTuple):
   n_labels: jax.Array           # [T] int32, distinct argmax labels of the main head on x
 
 
-def _segment_one(key, image, config: IICConfig) -> Segmentation:
+def segment_image(key, image, config: IICConfig) -> Segmentation:
   image = image.astype(jnp.float32)
   init_key, key = jax.random.split(key)
   params = init_params(init_key, image.shape, config)
@@ -205,18 +208,18 @@ def _segment_one(key, image, config: IICConfig) -> Segmentation:
     return LoopState(params, opt_state, state.updates + ok.astype(jnp.int32), state.finite & ok,
                      state.total.at[i].set(loss), state.mi_main.at[i].set(mi_main),
                      state.mi_over.at[i].set(mi_over),
-                     state.n_labels.at[i].set(optimize.count_labels(labels, config.k)))
+                     state.n_labels.at[i].set(_loop.count_labels(labels, config.k)))
 
   state = lax.fori_loop(0, config.steps, step, state)
   q, _ = heads(state.params, image, config)
-  labels, n_labels = optimize.renumber(jnp.argmax(q, axis=-1).astype(jnp.int32), config.k)
+  labels, n_labels = _loop.renumber(jnp.argmax(q, axis=-1).astype(jnp.int32), config.k)
   history = common.make_history(
       state.total, {"mutual_information": state.mi_main,
                     "mutual_information_overcluster": state.mi_over}, state.n_labels)
   return Segmentation(labels, n_labels, state.updates, state.finite, history)
 
 
-_ENTRY = common.EntryPoints(_segment_one, IICConfig)
+ENTRY = EntryPoints(segment_image, IICConfig)
 
 
 def segment_one(key, image, config: IICConfig = IICConfig()) -> Segmentation:
@@ -233,14 +236,20 @@ def segment_one(key, image, config: IICConfig = IICConfig()) -> Segmentation:
     (pre-update), terms["mutual_information"] and ["mutual_information_overcluster"]
     (nats), n_labels (distinct main-head labels before the update).
   """
-  return _ENTRY.segment_one(key, image, config)
+  return ENTRY.segment_one(key, image, config)
 
 
 def segment_batch(keys, images, config: IICConfig = IICConfig(), *,
                   batching: str | None = None, mesh=None) -> Segmentation:
   """`segment_one` over `images` `[B, *spatial, C_in]` with `keys` `[B]`, in one jit.
 
-  `batching`: "vmap", "sequential" (`lax.map`) or None (`optimize.default_batching()`);
-  `mesh`: None or a device mesh to shard the batch over (`optimize.segment_batch`).
+  `batching`: "vmap", "sequential" (`lax.map`) or None (`core.batching.default_batching()`);
+  `mesh`: None or a device mesh to shard the batch over (`core.batching.EntryPoints.segment_batch`).
   """
-  return _ENTRY.segment_batch(keys, images, config, batching, mesh)
+  return ENTRY.segment_batch(keys, images, config, batching=batching, mesh=mesh)
+
+
+register_method(Method(
+    name="iic", title="IIC", core=segment_image, default_config=IICConfig(),
+    quick_config=IICConfig(steps=2, feature_channels=8),
+    description="mutual information between transformed copies (Ji et al. 2019)"), entry=ENTRY)

@@ -29,9 +29,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from sgscn_jax import optimize
+from sgscn_jax.core import loop as _loop
+from sgscn_jax.core.batching import EntryPoints
+from sgscn_jax.registry import Method, register_method
 from sgscn_jax.baselines import common
-from sgscn_jax.optimize import Segmentation
+from sgscn_jax.core.loop import Segmentation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +75,7 @@ def squared_distances(x: jax.Array, centres: jax.Array) -> jax.Array:
   """
   x2 = jnp.sum(jnp.square(x), axis=-1, keepdims=True)
   c2 = jnp.sum(jnp.square(centres), axis=-1)
-  return jnp.maximum(x2 - 2.0 * (x @ centres.T) + c2, 0.0)
+  return jnp.maximum(x2 - 2.0 * (x @ centres.T) + c2[None, :], 0.0)
 
 
 def kmeans_plus_plus(key: jax.Array, x: jax.Array, k: int) -> jax.Array:
@@ -87,7 +89,7 @@ def kmeans_plus_plus(key: jax.Array, x: jax.Array, k: int) -> jax.Array:
   first_key, rest_key = jax.random.split(key)
   first = jax.random.randint(first_key, (), 0, p)
   centres = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(x[first])
-  d2 = jnp.sum(jnp.square(x - x[first]), axis=-1)
+  d2 = jnp.sum(jnp.square(x - x[first][None, :]), axis=-1)
 
   def add_centre(j, carry):
     centres, d2 = carry
@@ -98,7 +100,7 @@ def kmeans_plus_plus(key: jax.Array, x: jax.Array, k: int) -> jax.Array:
     uniform = jax.random.randint(fallback_key, (), 0, p)
     index = jnp.where(total > 0, jnp.minimum(drawn, p - 1), uniform)
     centre = x[index]
-    return centres.at[j].set(centre), jnp.minimum(d2, jnp.sum(jnp.square(x - centre), axis=-1))
+    return centres.at[j].set(centre), jnp.minimum(d2, jnp.sum(jnp.square(x - centre[None, :]), axis=-1))
 
   centres, _ = lax.fori_loop(1, k, add_centre, (centres, d2))
   return centres
@@ -142,18 +144,18 @@ def kmeans(key: jax.Array, x: jax.Array, k: int, restarts: int = 5,
   return jax.tree.map(lambda a: a[best], runs)
 
 
-def _segment_one(key, image, config: KMeansConfig) -> Segmentation:
+def segment_image(key, image, config: KMeansConfig) -> Segmentation:
   image = image.astype(jnp.float32)
   x = image.reshape(-1, image.shape[-1])
   result = kmeans(key, x, config.k, config.restarts, config.iterations)
-  labels, n_labels = optimize.renumber(result.assignments.reshape(image.shape[:-1]), config.k)
+  labels, n_labels = _loop.renumber(result.assignments.reshape(image.shape[:-1]), config.k)
   mean_distance = result.inertia_history / x.shape[0]
   history = common.make_history(mean_distance, {"inertia": mean_distance}, result.clusters_history)
   finite = common.all_finite(result.centres)
   return Segmentation(labels, n_labels, result.iterations, finite, history)
 
 
-_ENTRY = common.EntryPoints(_segment_one, KMeansConfig)
+ENTRY = EntryPoints(segment_image, KMeansConfig)
 
 
 def segment_one(key, image, config: KMeansConfig = KMeansConfig()) -> Segmentation:
@@ -170,14 +172,20 @@ def segment_one(key, image, config: KMeansConfig = KMeansConfig()) -> Segmentati
     `total` = terms["inertia"] = mean squared distance to the assigned centre `[T]`
     (iteration t's E-step) and `n_labels` = non-empty clusters `[T]`, of the winning start.
   """
-  return _ENTRY.segment_one(key, image, config)
+  return ENTRY.segment_one(key, image, config)
 
 
 def segment_batch(keys, images, config: KMeansConfig = KMeansConfig(), *,
                   batching: str | None = None, mesh=None) -> Segmentation:
   """`segment_one` over `images` `[B, *spatial, C_in]` with `keys` `[B]`, in one jit.
 
-  `batching`: "vmap", "sequential" (`lax.map`) or None (`optimize.default_batching()`);
-  `mesh`: None or a device mesh to shard the batch over (`optimize.segment_batch`).
+  `batching`: "vmap", "sequential" (`lax.map`) or None (`core.batching.default_batching()`);
+  `mesh`: None or a device mesh to shard the batch over (`core.batching.EntryPoints.segment_batch`).
   """
-  return _ENTRY.segment_batch(keys, images, config, batching, mesh)
+  return ENTRY.segment_batch(keys, images, config, batching=batching, mesh=mesh)
+
+
+register_method(Method(
+    name="kmeans", title="k-means", core=segment_image, default_config=KMeansConfig(),
+    quick_config=KMeansConfig(restarts=1, iterations=5),
+    description="k-means++ and Lloyd on pixel colours"), entry=ENTRY)

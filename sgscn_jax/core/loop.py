@@ -1,0 +1,222 @@
+"""The per-image SGSCN optimisation: a fresh network trained on ONE image.
+
+`segment_image(key, image, config)` is the pure, traceable function for one image
+`[*spatial, C_in]` and one key; `sgscn_jax.core.batching` jits it (`segment_one`) and maps
+it over a batch (`segment_batch`) in one place. The loop is a `lax.while_loop` (early
+stopping, each image of a batch freezing on its own) or a `lax.fori_loop` (a fixed number
+of iterations) over a `LoopState`; `loop_fn` replaces it (e.g. a Python loop in a test).
+
+One iteration (the published loop):
+  S = F(params, image);  C = argmax S  (pre-update labels, counted for the stopping rule)
+  L = sum_n w_n L_n(S, image, x);  params <- SGD-momentum(params, dL/dparams)
+  stop if |unique(C)| <= min_labels (early_stop) or if L or its gradient is not finite
+After the loop the labels are the argmax of F(params, image), renumbered 0..K-1.
+
+The coordinates x of L_cc span [-1, 1] per axis, or, given a `spacing` (physical voxel
+size per axis, an array argument, not part of the static `Config`), keep the image's
+physical proportions (`losses.coordinate_grid`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Dict, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+import chex
+
+from sgscn_jax.core import losses
+from sgscn_jax.core import network
+from sgscn_jax.core.config import Config
+
+MAX_INPUT_CHANNELS = 16
+
+
+class History(NamedTuple):
+  """Per-iteration record; entries after the last iteration run are NaN (or -1)."""
+  total: jax.Array              # [T] float32, weighted total loss
+  terms: Dict[str, jax.Array]   # name -> [T] float32, each unweighted loss term
+  n_labels: jax.Array           # [T] int32, distinct labels of the pre-update argmax
+
+
+class LoopState(NamedTuple):
+  step: jax.Array               # [] int32, iterations done
+  params: network.Params
+  opt_state: optax.OptState
+  stopped: jax.Array            # [] bool, no further update for this image
+  finite: jax.Array             # [] bool, False once the loss or a gradient was not finite
+  history: History
+
+
+class Segmentation(NamedTuple):
+  """Result for one image (with a leading batch axis from `segment_batch`)."""
+  labels: jax.Array             # [*spatial] int32 in 0..n_labels-1
+  n_labels: jax.Array           # [] int32, K
+  iterations: jax.Array         # [] int32, updates applied (a non-finite one is not)
+  finite: jax.Array             # [] bool, False if the run stopped on a non-finite loss
+  history: History
+
+
+def check_image(image, *, name: str = "image") -> None:
+  """Raises ValueError naming the failed check and the shape/value seen.
+
+  Expects `[H, W, C_in]` or `[D, H, W, C_in]`, float, every spatial axis >= 2 pixels,
+  1 <= C_in <= MAX_INPUT_CHANNELS, all values finite.
+  """
+  shape = tuple(np.shape(image))
+  if len(shape) not in (3, 4):
+    raise ValueError(
+        f"{name}: expected rank 3 [H, W, C] or rank 4 [D, H, W, C], got shape {shape}"
+        + (" (a grey image needs a trailing channel axis: image[..., None])"
+           if len(shape) == 2 else ""))
+  if any(n < 2 for n in shape[:-1]):
+    raise ValueError(f"{name}: every spatial axis needs at least 2 pixels, got shape {shape}")
+  if not 1 <= shape[-1] <= MAX_INPUT_CHANNELS:
+    raise ValueError(f"{name}: unsupported channel count {shape[-1]} (shape {shape}); "
+                     f"expected 1 to {MAX_INPUT_CHANNELS} channels, last axis")
+  if not isinstance(image, jax.core.Tracer):
+    values = np.asarray(image)
+    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
+      raise ValueError(f"{name}: expected real numbers, got dtype {values.dtype}")
+    bad = ~np.isfinite(values)
+    if bad.any():
+      where = tuple(int(i) for i in np.argwhere(bad)[0])
+      raise ValueError(f"{name}: {int(bad.sum())} non-finite values (NaN or infinity), "
+                       f"first at index {where}: {values[where]}")
+
+
+def _optimizer(config: Config) -> optax.GradientTransformation:
+  # PyTorch SGD with momentum: v <- mu v + g; p <- p - lr v. optax.sgd is the same rule.
+  return optax.sgd(config.learning_rate, momentum=config.momentum)
+
+
+def count_labels(labels: jax.Array, n_channels: int) -> jax.Array:
+  """Number of distinct values of an int label map with values in [0, n_channels)."""
+  present = jnp.zeros((n_channels,), jnp.bool_).at[labels.ravel()].set(True)
+  return jnp.sum(present).astype(jnp.int32)
+
+
+def renumber(labels: jax.Array, n_channels: int):
+  """Maps the used labels to 0..K-1, keeping their order. Returns `(labels, K)`."""
+  present = jnp.zeros((n_channels,), jnp.int32).at[labels.ravel()].set(1)
+  new_id = jnp.cumsum(present) - 1
+  return new_id[labels].astype(jnp.int32), jnp.sum(present).astype(jnp.int32)
+
+
+def _tree_select(pred, new, old):
+  return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
+
+
+def _update_step(state: LoopState, image, coordinates, config: Config) -> LoopState:
+  """One SGSCN iteration on one image (see the module docstring)."""
+  weights = config.active_terms
+
+  def objective(params):
+    response = network.apply(params, image, config)
+    total, terms = losses.total_loss(response, image, coordinates, weights)
+    return total, (terms, losses.cluster_labels(response))
+
+  (total, (terms, labels)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+  updates, opt_state = _optimizer(config).update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+
+  n_labels = count_labels(labels, config.n_channels)
+  finite = jnp.isfinite(total) & jnp.all(jnp.stack(
+      [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+  stopped = ~finite
+  if config.early_stop:
+    stopped = stopped | (n_labels <= config.min_labels)
+
+  i = state.step
+  history = History(
+      total=state.history.total.at[i].set(total),
+      terms={n: state.history.terms[n].at[i].set(v) for n, v in terms.items()},
+      n_labels=state.history.n_labels.at[i].set(n_labels))
+  applied = LoopState(i + 1, params, opt_state, stopped, finite, history)
+  rejected = LoopState(i, state.params, state.opt_state, jnp.array(True), jnp.array(False), history)
+  new = _tree_select(finite, applied, rejected)
+  # An image that had already stopped (a frozen lane of a fixed-length batch) keeps its state.
+  return _tree_select(state.stopped, state, new)
+
+
+def _initial_state(key, image, config: Config) -> LoopState:
+  params = network.init(key, image.shape, config)
+  t = config.iterations
+  nan = jnp.full((t,), jnp.nan, jnp.float32)
+  history = History(total=nan, terms={n: nan for n, _ in config.active_terms},
+                    n_labels=jnp.full((t,), -1, jnp.int32))
+  return LoopState(jnp.array(0, jnp.int32), params, _optimizer(config).init(params),
+                   jnp.array(False), jnp.array(True), history)
+
+
+# `loop_fn(cond_fun, body_fun, init_state) -> state`, the signature of `lax.while_loop`.
+LoopFn = Callable[[Callable, Callable, LoopState], LoopState]
+
+
+def python_loop(cond_fun, body_fun, state):
+  """`lax.while_loop` as a plain Python loop: for tests and debugging (run un-jitted)."""
+  while bool(cond_fun(state)):
+    state = body_fun(state)
+  return state
+
+
+def segment_image(key, image, config: Config, spacing=None, *,
+                  loop_fn: Optional[LoopFn] = None) -> Segmentation:
+  """The whole optimisation of one image: pure and traceable (no input checks, no jit).
+
+  Args:
+    key: a typed PRNG key for the network's initialisation.
+    image: `[*spatial, C_in]` float.
+    config: the static `Config`.
+    spacing: optional `[r]` physical pixel size per spatial axis (see `segment_one`).
+    loop_fn: None (`lax.while_loop` under early stopping, else `lax.fori_loop`, the
+      compiled default), or a function with `lax.while_loop`'s signature run as the loop
+      (`python_loop` runs it step by step in Python, un-jitted, with the same result).
+  """
+  chex.assert_rank(image, {3, 4})
+  image = image.astype(jnp.float32)
+  coordinates = losses.coordinate_grid(image.shape[:-1], spacing)
+  state = _initial_state(key, image, config)
+  step = functools.partial(_update_step, image=image, coordinates=coordinates, config=config)
+  if loop_fn is not None:
+    stop_rule = (lambda s: ~s.stopped) if config.early_stop else (lambda s: True)
+    state = loop_fn(lambda s: (s.step < config.iterations) & stop_rule(s), step, state)
+  elif config.early_stop:
+    state = lax.while_loop(lambda s: (s.step < config.iterations) & ~s.stopped, step, state)
+  else:
+    state = lax.fori_loop(0, config.iterations, lambda _, s: step(s), state)
+  response = network.apply(state.params, image, config)
+  chex.assert_shape(response, image.shape[:-1] + (config.n_channels,))
+  labels, k = renumber(losses.cluster_labels(response), config.n_channels)
+  # `step` counts applied updates; a rejected (non-finite) one is in the history only.
+  return Segmentation(labels, k, state.step, state.finite, state.history)
+
+
+def as_key(key) -> jax.Array:
+  """A typed PRNG key (or keys) from a typed key or raw uint32 key data `[..., 2]`."""
+  key = key if isinstance(key, jax.Array) else jnp.asarray(key)
+  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    return key
+  return jax.random.wrap_key_data(key.astype(jnp.uint32))
+
+
+def check_spacing(spacing, rank: int, *, name: str = "spacing"):
+  """`spacing` as float32 `[rank]` (None stays None); ValueError unless all are finite > 0."""
+  if spacing is None:
+    return None
+  values = np.asarray(spacing, np.float64)
+  if values.shape != (rank,) or not np.all(np.isfinite(values)) or not np.all(values > 0):
+    raise ValueError(f"{name}: expected {rank} finite positive voxel sizes (one per "
+                     f"spatial axis), got {spacing!r}")
+  return jnp.asarray(values, jnp.float32)
+
+
+def image_keys(seed: int, n: int) -> jax.Array:
+  """`n` independent keys from one integer seed: key_i = fold_in(key(seed), i)."""
+  base = jax.random.key(seed)
+  return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(n))

@@ -1,0 +1,2 @@
+"""Scores (`metrics`), cluster selection rules (`selection`) and the mask-free object step
+(`objects`): host-side NumPy, never inside a jitted program."""

@@ -1,0 +1,1 @@
+"""What a person looks at: overlays and montages, charts, tables, summaries, progress."""

@@ -1,0 +1,358 @@
+"""The paper's comparison on a data set: every method, one protocol, one scoring code.
+
+    plan(methods, ablation)  ->  runs: (slug, method, config)
+    run_all: each (run, seed) is `image_runs.run_dataset` into `<out>/<slug>/seed<s>/`
+             (resumable; scored there with both selection rules)
+    write_outputs: the runs' summaries -> table1.{md,csv}, table1_central.{md,csv},
+             ablation.{md,csv,png}, ablation_central.{md,csv}, cases.png, run_log.{csv,json}
+
+The SGSCN ablation (the paper's Figure 3) is three `Config.with_weights` variants of one
+SGSCN configuration: L_ce alone (`sgscn_ce`), L_ce + L_ss (`sgscn_ce_ss`, the published
+loss) and L_ce + L_ss + L_cc (`sgscn`, our default, which is also Table 1's SGSCN
+column: it runs once). A folder that already holds a run of another configuration is
+an error (resuming it would mix two protocols).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence
+
+import imageio.v3 as iio
+import numpy as np
+
+from sgscn_jax import baselines
+from sgscn_jax.reporting import charts
+from sgscn_jax.evaluation import metrics, selection
+from sgscn_jax.running import images as image_runs
+from sgscn_jax.running import results
+from sgscn_jax.reporting import tables
+from sgscn_jax.data import files
+from sgscn_jax import registry
+from sgscn_jax.evaluation import protocols
+from sgscn_jax.core.config import Config
+from sgscn_jax.data.datasets import Case, Record
+
+DEFAULT_METHODS = ("sgscn", "deepcluster", "iic", "kmeans:3", "kmeans:4", "kmeans:5", "kmeans:6",
+                   "kmeans:2", "otsu", "otsu_blue", "chan_vese")
+SGSCN = "sgscn"
+# (slug, weights changed from the SGSCN configuration): Figure 3's three losses.
+ABLATION = (("sgscn_ce", {"sparse_spatial": 0.0, "context_consistency": 0.0}),
+            ("sgscn_ce_ss", {"context_consistency": 0.0}),
+            (SGSCN, {}))
+LOG_COLUMNS = ("run", "method", "seed", "cases", "finished", "failed", "resumed", "wall_seconds",
+               "seconds_per_image")
+# XLA:CPU at backend optimisation level 0: about half the compile time, slower code.
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
+
+class Run(NamedTuple):
+  slug: str        # folder and CSV name, e.g. "kmeans_k3"
+  title: str       # column name, e.g. "k-means k=3"
+  method: str      # a name in `registry.METHODS`
+  k: Optional[int]  # clusters asked of a baseline; None for SGSCN
+  config: Any      # `Config` or the baseline's config
+
+
+class TablePlan(NamedTuple):
+  table: List[Run]     # Table 1's columns, in order
+  ablation: List[Run]  # the three SGSCN loss variants (empty without the ablation)
+
+  @property
+  def runs(self) -> List[Run]:
+    """Every distinct run, each once (the full SGSCN run serves both tables)."""
+    seen: Dict[str, Run] = {}
+    for run in self.table + self.ablation:
+      seen.setdefault(run.slug, run)
+    return list(seen.values())
+
+
+def default_configs() -> Dict[str, Any]:
+  """Each registered method's configuration for a full run."""
+  return {name: registry.get_method(name).default_config for name in registry.method_names()}
+
+
+def quick_configs() -> Dict[str, Any]:
+  """Each registered method's tiny settings for tests and smoke runs: seconds, not results."""
+  return {name: registry.get_method(name).quick_config for name in registry.method_names()}
+
+
+def method_functions(compiler_options: Optional[Dict[str, Any]] = None
+                     ) -> Dict[str, image_runs.Method]:
+  """The batched function of every registered method; with `compiler_options`, freshly
+  jitted with them (the same code, e.g. `FAST_COMPILE` for a quick run)."""
+  return {name: registry.get_method(name).entry_points(compiler_options).segment_batch
+          for name in registry.method_names()}
+
+
+def parse_methods(text: str | Sequence[str]) -> List[tuple]:
+  """`"sgscn,iic,kmeans:3"` -> `[("sgscn", None), ("iic", None), ("kmeans", 3)]`.
+
+  A method whose config has a `k` may carry `:k`; without it its default k is used.
+  """
+  items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
+  parsed = []
+  for item in items:
+    name, _, k = item.partition(":")
+    method = registry.get_method(name)
+    if k and not method.takes_k:
+      raise ValueError(f"{name} takes no :k (its number of labels is not fixed)")
+    parsed.append((name, int(k) if k else None))
+  if len(set(parsed)) != len(parsed):
+    raise ValueError(f"a method is asked twice: {items}")
+  return parsed
+
+
+def _weights_title(config: Config) -> str:
+  names = {"cross_entropy": "L_ce", "sparse_spatial": "L_ss", "context_consistency": "L_cc"}
+  parts = [f"{w:g} {names.get(n, n)}" if w != 1 else names.get(n, n)
+           for n, w in config.active_terms]
+  return " + ".join(parts) if parts else "no loss"
+
+
+def plan(methods: Sequence[tuple], ablation: bool, configs: Mapping[str, Any]) -> TablePlan:
+  """The runs of Table 1 (`methods` from `parse_methods`) and of the ablation."""
+  table = []
+  for name, k in methods:
+    method = registry.get_method(name)
+    if not method.takes_k:
+      table.append(Run(name, method.title, name, None, configs[name]))
+      continue
+    config = configs[name] if k is None else dataclasses.replace(configs[name], k=k)
+    title = method.title + (f" k={config.k}" if k is not None else "")
+    table.append(Run(f"{name}_k{config.k}", title, name, config.k, config))
+  variants = []
+  if ablation:
+    for slug, weights in ABLATION:
+      config = configs[SGSCN].with_weights(**weights)
+      variants.append(Run(slug, _weights_title(config), SGSCN, None, config))
+  return TablePlan(table, variants)
+
+
+def _same_protocol(folder: Path, config: Any, options: image_runs.RunOptions) -> None:
+  """Raises if `folder` holds a run of another configuration or working size."""
+  path = folder / "run.json"
+  if not path.exists() or not (folder / results.CASES_DIR).is_dir():
+    return
+  before = json.loads(path.read_text())
+  now = json.loads(files.json_text({"config": dataclasses.asdict(config),
+                                       "size": options.size, "bucket": options.bucket_multiple,
+                                       "standardise": options.standardise}))
+  old = {"config": before.get("config"), "size": before.get("options", {}).get("size"),
+         "bucket": before.get("options", {}).get("bucket_multiple"),
+         "standardise": before.get("options", {}).get("standardise", False)}
+  if old != now:
+    raise ValueError(f"{folder} holds a run of another configuration or working size "
+                     f"({old} vs {now}); use another --out_dir or delete it")
+
+
+def run_all(plan_: TablePlan, seeds: Sequence[int], cases: Sequence[Case],
+            load: Callable[[Case], Record], options: image_runs.RunOptions,
+            functions: Mapping[str, image_runs.Method],
+            run_info: Optional[Dict[str, Any]] = None
+            ) -> tuple[Dict[str, List[image_runs.RunResult]], List[Dict[str, Any]]]:
+  """Runs every (run, seed) of `plan_` into `options.out_dir/<slug>/seed<s>`.
+
+  Returns:
+    `({slug: [RunResult per seed]}, log)`, log one dict per run: slug, seed, cases,
+    finished, failed, cases resumed, wall seconds of this call.
+  """
+  root = Path(options.out_dir)
+  runs = plan_.runs
+  for run in runs:  # check every folder before spending hours on the first runs
+    for seed in seeds:
+      _same_protocol(root / run.slug / f"seed{seed}", run.config, options)
+  out: Dict[str, List[image_runs.RunResult]] = {}
+  log: List[Dict[str, Any]] = []
+  for run in runs:
+    for seed in seeds:
+      folder = root / run.slug / f"seed{seed}"
+      resumed = sum(results.case_path(folder, c.case_id).exists() for c in cases)
+      opts = dataclasses.replace(options, out_dir=str(folder), seed=seed, method_name=run.slug)
+      print(f"{run.slug} seed {seed}: {len(cases)} cases -> {folder}", file=sys.stderr)
+      t = time.perf_counter()
+      result = image_runs.run_dataset(cases, load, run.config, opts, method=functions[run.method],
+                                    run_info=dict(run_info or {}, table_run=run.slug))
+      wall = time.perf_counter() - t
+      out.setdefault(run.slug, []).append(result)
+      log.append({"run": run.slug, "method": run.method, "seed": seed, "cases": len(cases),
+                  "finished": result.summary["finished"], "failed": len(result.failures),
+                  "resumed": resumed, "wall_seconds": round(wall, 2),
+                  "seconds_per_image": result.summary["seconds_per_case"]["mean"]})
+  return out, log
+
+
+def _columns(runs: Sequence[Run], done: Mapping[str, List[image_runs.RunResult]],
+             paper: bool) -> List[tables.Column]:
+  return [tables.Column(r.slug, r.title, [res.summary for res in done[r.slug]],
+                        tables.paper_ph2(r.method, r.k) if paper else {},
+                        [res.rows for res in done[r.slug]]) for r in runs]
+
+
+def protocol_notes(runs: Sequence[Run], done: Mapping[str, List[image_runs.RunResult]],
+                   dataset: str, seeds: Sequence[int], rule: str,
+                   extra: Sequence[str] = ()) -> List[str]:
+  """What a reader needs to redo the table: data, sizes, seeds, rule, configurations."""
+  any_rows = next(iter(done.values()))[0].rows if done else []
+  shapes = sorted({(r["work_height"], r["work_width"]) for r in any_rows})
+  native = sorted({(r["height"], r["width"]) for r in any_rows})
+  rules = next(iter(done.values()))[0].summary["selection_rules"] if done else {}
+  notes = [f"Data: {dataset}, {len(any_rows)} images; scored at the mask's resolution "
+           f"({len(native)} distinct sizes, e.g. {native[0][0]}x{native[0][1]})" if native
+           else f"Data: {dataset}",
+           "Working size (every method): " + ", ".join(f"{h}x{w}" for h, w in shapes)
+           + "; labels back to the mask's size by nearest neighbour",
+           f"Selection rule: {rule} ({rules.get(rule, '')})",
+           f"Seeds: {', '.join(str(s) for s in seeds)} (each image's key: "
+           "fold_in(key(seed), crc32(case id)))"]
+  for run in runs:
+    res = done[run.slug]
+    it = np.mean([r.summary["iterations"]["mean"] for r in res])
+    nl = np.mean([r.summary["n_labels"]["mean"] for r in res])
+    notes.append(f"{run.title} (`{run.slug}`): {run.config}; iterations done {it:.1f}, "
+                 f"labels left {nl:.1f} (means)")
+  return notes + list(extra)
+
+
+# Table file suffix of each protocol (table1.md is the paper's protocol, as before).
+PROTOCOL_SUFFIX = {"largest_overlap": "", "paper_fill": "_paper_fill", "object": "_object",
+                   "central": "_central"}
+
+
+def protocol_reference(runs: Sequence[Run]) -> Optional[str]:
+  """The column every other is compared with in the protocols table: the classical floor
+  (Otsu on the blue channel, else Otsu), when the table has it."""
+  slugs = [r.slug for r in runs]
+  return next((s for s in ("otsu_blue", "otsu") if s in slugs), None)
+
+
+def _chart(columns: Sequence[tables.Column], title: str) -> np.ndarray:
+  shown = [m for m in tables.METRICS if m.key in ("dice", "jaccard", "xor")]
+  groups = [f"{m.label} ({m.better} is better)" for m in shown]
+  series = []
+  for c in columns:
+    cells = [tables.metric_cell(c.summaries, m) for m in shown]
+    series.append((c.title, [x.mean for x in cells], [x.std_images for x in cells]))
+  return charts.bar_chart(groups, series, title=title,
+                          y_label="% (bars: mean over images; whiskers: ± std over images)")
+
+
+def pick_cases(rows: Sequence[Mapping[str, Any]], n: int,
+               key: str = "largest_overlap.dice") -> List[str]:
+  """`n` case ids spread over a run's ranking by `key` (best, ..., worst), evenly spaced."""
+  scored = sorted(((r.get(key, math.nan), r["case_id"]) for r in rows),
+                  key=lambda x: (-x[0] if math.isfinite(x[0]) else math.inf, x[1]))
+  if not scored:
+    return []
+  picks = np.unique(np.round(np.linspace(0, len(scored) - 1, min(n, len(scored)))).astype(int))
+  return [scored[i][1] for i in picks]
+
+
+def cases_figure(runs: Sequence[Run], out_dir: Path, seed: int, cases: Sequence[Case],
+                 load: Callable[[Case], Record], case_ids: Sequence[str],
+                 panel_height: int = 128) -> Optional[np.ndarray]:
+  """Rows = `case_ids`; columns image, ground truth, each run's largest-overlap segment."""
+  by_id = {c.case_id: c for c in cases}
+  rows = []
+  for case_id in case_ids:
+    record = load(by_id[case_id])
+    if record.mask is None:
+      continue
+    valid = record.extra.get("valid")
+    size = charts.panel_size(record.image.shape, panel_height)
+    panels = [charts.segment_panel(record.image, None, None, height=panel_height),
+              charts.mask_panel(charts.nearest(record.mask, size))]
+    captions = ["", ""]
+    for run in runs:
+      path = out_dir / run.slug / f"seed{seed}" / "labels" / f"{case_id}.png"
+      if not path.exists():
+        panels.append(np.full(size + (3,), 255, np.uint8))
+        captions.append("missing")
+        continue
+      labels = np.asarray(iio.imread(path)).astype(np.int64)
+      pred = selection.select(labels, "largest_overlap", record.mask, valid)
+      panels.append(charts.segment_panel(record.image, pred, record.mask, height=panel_height))
+      captions.append(f"DSC {100 * metrics.dice(pred, record.mask, valid):.1f}")
+    rows.append((case_id, panels, captions))
+  if not rows:
+    return None
+  return charts.case_grid(
+      ["image", "ground truth"] + [r.title for r in runs], rows, panel_height=panel_height,
+      footer=f"yellow: each method's label with the largest overlap with the ground truth "
+             f"(seed {seed}); cyan: ground-truth outline; DSC of that label")
+
+
+def write_outputs(plan_: TablePlan, done: Mapping[str, List[image_runs.RunResult]],
+                  log: Sequence[Dict[str, Any]], out_dir: str, *, dataset: str,
+                  seeds: Sequence[int], cases: Sequence[Case], load: Callable[[Case], Record],
+                  paper: bool, total_seconds: float, notes: Sequence[str] = (),
+                  figure_cases: int = 4) -> Dict[str, str]:
+  """Writes the tables, the ablation chart, the cases figure and the run log.
+
+  Returns:
+    `{name: path}` of every file written.
+  """
+  out = Path(out_dir)
+  written: Dict[str, str] = {}
+
+  def put(name: str, data: bytes) -> None:
+    files.atomic_write_bytes(out / name, data)
+    written[name] = str(out / name)
+
+  log_notes = [f"Wall time of this invocation: {total_seconds:.0f} s for "
+               f"{len(log)} runs (run_log.csv; resumed cases cost nothing)"]
+  present = [key for key in protocols.PROTOCOLS
+              if any(f"{key}.dice" in res.summary.get("metrics", {})
+                     for results_ in done.values() for res in results_)]
+  for rule in present:
+    suffix = PROTOCOL_SUFFIX[rule]
+    for name, runs, title in (("table1", plan_.table, "Table 1"),
+                              ("ablation", plan_.ablation, "Ablation (Figure 3): SGSCN's losses")):
+      if not runs:
+        continue
+      columns = _columns(runs, done, paper and name == "table1")
+      ordering = [f"Ranking by DSC: {tables.ranking(columns, rule=rule)}"]
+      if name == "ablation":
+        dsc = [tables.metric_cell(c.summaries, tables.METRICS[0], rule).mean for c in columns]
+        steps = "; ".join(f"{b.title}: {y - x:+.1f}" for b, x, y in
+                          zip(columns[1:], dsc[:-1], dsc[1:]))
+        ordering.append(f"DSC gained by each added loss: {steps}")
+        pairs = list(zip(columns[1:], columns[:-1]))
+      else:  # the first column (SGSCN in the default plan) against each of the others
+        pairs = [(columns[0], other) for other in columns[1:]]
+      ordering += [t for t in (tables.paired_text(x, y, rule=rule) for x, y in pairs) if t]
+      md = tables.table_markdown(
+          columns, f"{title}, {dataset}, protocol {protocols.PROTOCOL_NAMES[rule]}", rule,
+          ordering,
+          protocol_notes(runs, done, dataset, seeds, rule) + list(notes) + log_notes)
+      put(f"{name}{suffix}.md", md.encode())
+      rows, header = tables.table_csv_rows(columns, rule)
+      results.write_csv_rows(out / f"{name}{suffix}.csv", rows, header)
+      written[f"{name}{suffix}.csv"] = str(out / f"{name}{suffix}.csv")
+      if name == "ablation" and rule == "largest_overlap":
+        files.write_png(out / "ablation.png", _chart(columns, f"SGSCN losses, {dataset}"))
+        written["ablation.png"] = str(out / "ablation.png")
+  for name, runs in (("protocols", plan_.table), ("protocols_ablation", plan_.ablation)):
+    if runs and present:
+      md = tables.protocols_markdown(_columns(runs, done, False), present,
+                                     f"DSC under each protocol, {dataset}",
+                                     reference=protocol_reference(runs))
+      put(f"{name}.md", md.encode())
+  figure_runs = plan_.table or plan_.ablation
+  if figure_runs and figure_cases > 0:
+    reference = done[figure_runs[0].slug][0].rows
+    ids = pick_cases(reference, figure_cases)
+    grid = cases_figure(figure_runs, out, seeds[0], cases, load, ids)
+    if grid is not None:
+      files.write_png(out / "cases.png", grid)
+      written["cases.png"] = str(out / "cases.png")
+  results.write_csv_rows(out / "run_log.csv", log, LOG_COLUMNS)
+  written["run_log.csv"] = str(out / "run_log.csv")
+  put("run_log.json", (files.json_text({"runs": list(log), "total_wall_seconds":
+                                           round(total_seconds, 2)}) + "\n").encode())
+  return written

@@ -1,0 +1,269 @@
+"""Running a method over a data set of 2D images (the image driver of `runner.execute`).
+
+    cases --(load, check, resize to the bucket shape)--> per-bucket queues
+          --(a full queue: one `method(keys, images, config)` call, i.e. one jit per bucket)-->
+          labels --(back to the image's resolution, nearest neighbour)--> label map PNG
+          --(selection rules, metrics)--> overlay PNG, history CSV, cases/<id>.json
+    then  cases/*.json --> results.csv, summary.json, summary.md, montage.png
+
+The guarantees (atomic files, resume, failures recorded, Ctrl-C, keys independent of
+batching) are `runner.execute`'s. Here: partial batches are padded (with copies of their
+last image, results discarded) to the batch size, so each bucket compiles once; with a
+`team` (`sgscn_jax.running.distributed`) each process segments its share of the cases not
+done, into the same `out_dir`, and process 0 merges once all shares are done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
+
+import imageio.v3 as iio
+import jax
+import numpy as np
+
+from sgscn_jax.core.batching import segment_batch
+from sgscn_jax.core.config import Config
+from sgscn_jax.core.loop import check_image
+from sgscn_jax.data import decode, files, resize
+from sgscn_jax.data.datasets import Case, Record
+from sgscn_jax.evaluation.objects import ObjectConfig
+from sgscn_jax.reporting import overlays
+from sgscn_jax.running import distributed, results, runner
+from sgscn_jax.running.runner import (RunResult, case_key, json_text, metric_summary,  # noqa: F401
+                                      score_labels, summarise_run, versions)
+
+Method = Callable[[jax.Array, np.ndarray, Config], Any]  # -> Segmentation-like, batched
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+  """How a data set is run (everything but the method's own `Config`).
+
+  Attributes:
+    out_dir: folder for every output; reruns with the same folder resume.
+    size: working size: None (native), an int (long side) or `(h, w)`.
+    bucket_multiple: bucket shapes are multiples of this (1: exact working shapes).
+    batch_size: images per `method` call (same bucket shape).
+    seed: base seed; each case's key is `fold_in(key(seed), crc32(case_id))`.
+    overlay_rule: the selection rule drawn in overlays when a mask exists.
+    montage_cases: how many cases (the first, by id) the montage shows.
+    method_name: recorded in every row and the summary.
+    standardise: the method sees each working image standardised (`decode.standardise`: zero
+      mean, unit variance per channel) instead of its [0, 1] intensities; overlays and
+      scores are unchanged. Off by default, as in the paper.
+    objects: the mask-free object step's settings (`evaluation.objects.ObjectConfig`: the
+      data set's kind of object), or None for no object: with it each case gets
+      `objects/<id>.png`, the object's outline on its overlay (magenta) and the `object`
+      protocol's scores.
+  """
+  out_dir: str
+  size: Any = None
+  bucket_multiple: int = 16
+  batch_size: int = 4
+  seed: int = 0
+  overlay_rule: str = "largest_overlap"
+  montage_cases: int = 6
+  method_name: str = "sgscn"
+  standardise: bool = False
+  objects: Optional[ObjectConfig] = None
+
+
+class Pending(NamedTuple):
+  case: Case
+  record: Record
+  work: np.ndarray       # [h, w, C] float32 at the bucket shape
+  load_seconds: float
+
+
+def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> Dict[str, Any]:
+  """Writes one case's outputs; its JSON (the 'done' marker) last."""
+  out = Path(options.out_dir)
+  record = item.record
+  labels = resize.labels_to_shape(np.asarray(seg_i.labels), record.image.shape[:2])
+  files.write_label_map(out / "labels" / f"{record.case_id}.png", labels)
+  found = _object_and_overlay(out, labels, record, options)
+  if seg_i.history is not None:
+    runner.write_history(out / "history" / f"{record.case_id}.csv", seg_i.history)
+  row: Dict[str, Any] = {
+      "case_id": record.case_id, "method": options.method_name,
+      "height": record.image.shape[0], "width": record.image.shape[1],
+      "work_height": item.work.shape[0], "work_width": item.work.shape[1],
+      "iterations": int(seg_i.iterations), "n_labels": int(seg_i.n_labels),
+      "finite": bool(seg_i.finite), "seconds": round(seconds + item.load_seconds, 3),
+  }
+  for key in ("diagnosis", "diagnosis_name"):
+    if record.extra.get(key) is not None:
+      row[key] = record.extra[key]
+  _add_scores(row, labels, record, found)
+  results.write_case(out, row)
+  return row
+
+
+def _object_and_overlay(out: Path, labels: np.ndarray, record: Record,
+                        options: RunOptions) -> Optional[runner.FoundObject]:
+  """The mask-free object (written to objects/<id>.png) when `options.objects` is set, and
+  the overlay (selection rule yellow, ground truth cyan, object magenta)."""
+  found = None
+  if options.objects is not None:
+    found = runner.find_object(labels, record, options.objects)
+    files.write_png(out / "objects" / f"{record.case_id}.png", found.mask.astype(np.uint8) * 255)
+  pred = runner.overlay_prediction(labels, record, options.overlay_rule)
+  files.write_png(out / "overlays" / f"{record.case_id}.png",
+                  overlays.overlay(record.image, pred, record.mask,
+                                   obj=None if found is None else found.mask))
+  return found
+
+
+def _add_scores(row: Dict[str, Any], labels: np.ndarray, record: Record,
+                found: Optional[runner.FoundObject]) -> None:
+  if found is not None:
+    row.update(object_reason=found.reason, object_seconds=round(found.seconds, 4),
+               object_fraction=round(float(found.mask.mean()), 5))
+  row.update(score_labels(labels, record, None if found is None else found.mask))
+
+
+def _needs(row: Dict[str, Any], options: RunOptions) -> bool:
+  if "largest_overlap.dice" in row and "paper_fill.dice" not in row:
+    return True
+  return options.objects is not None and "object_reason" not in row
+
+
+def complete_protocols(cases: Sequence[Case], load: Callable[[Case], Record],
+                       options: RunOptions) -> int:
+  """Adds the protocols a finished case lacks (paper+fill; the object, its PNG and overlay
+  when `options.objects` is set) from its saved label map; returns how many were updated.
+  A run made before these protocols existed is upgraded in place when it is resumed."""
+  out, upgraded = Path(options.out_dir), 0
+  for case in cases:
+    row = results.read_case(out, case.case_id)
+    path = out / "labels" / f"{case.case_id}.png"
+    if row is None or not path.exists() or not _needs(row, options):
+      continue
+    record = load(case)
+    labels = np.asarray(iio.imread(path)).astype(np.int64)
+    _add_scores(row, labels, record, _object_and_overlay(out, labels, record, options))
+    results.write_case(out, row)
+    upgraded += 1
+  return upgraded
+
+
+def _index(seg, i):
+  return jax.tree.map(lambda a: a[i], seg)
+
+
+class ImageDriver:
+  """2D images in bucketed batches: one `method` call per full bucket queue."""
+
+  def __init__(self, method: Method, config, options: RunOptions,
+               load: Callable[[Case], Record]):
+    self.method, self.config, self.options, self.load = method, config, options, load
+    self.queues: Dict[tuple, List[Pending]] = {}
+    self.recorder: Optional[runner.Recorder] = None
+
+  def case_cost(self, case: Case) -> int:
+    return distributed.case_cost(case, self.options.size, self.options.bucket_multiple)
+
+  def prepare(self, cases, pending, failures) -> Dict[str, Any]:
+    """Finished cases scored before a protocol existed (no `paper_fill` or, with objects
+    on, no `object` columns) are brought up to date from their saved label maps."""
+    done = [c for c in cases if c.case_id not in {p.case_id for p in pending}]
+    upgraded = complete_protocols(done, self.load, self.options)
+    return {"upgraded_cases": upgraded} if upgraded else {}
+
+  def run(self, pending: Sequence[Case], recorder: runner.Recorder) -> None:
+    self.recorder = recorder
+    for case in pending:
+      self.add(case)
+    for shape in list(self.queues):
+      self.flush(shape)
+
+  def add(self, case: Case) -> None:
+    t = time.perf_counter()
+    try:
+      record = self.load(case)
+      check_image(record.image, name=f"{case.case_id} ({case.image_path})")
+      shape = resize.bucket_shape(resize.working_shape(record.image.shape, self.options.size),
+                                  self.options.bucket_multiple)
+      work = resize.resize_image(record.image, shape)
+      if self.options.standardise:
+        work = decode.standardise(work)
+    except Exception as e:  # noqa: BLE001 - any bad case is recorded, the run goes on
+      self.recorder.fail(case, e)
+      return
+    queue = self.queues.setdefault(tuple(work.shape), [])
+    queue.append(Pending(case, record, work, time.perf_counter() - t))
+    if len(queue) >= self.options.batch_size:
+      self.flush(tuple(work.shape))
+
+  def flush(self, shape: tuple) -> None:
+    items = self.queues.pop(shape, [])
+    if not items:
+      return
+    n, b = len(items), self.options.batch_size
+    images = np.stack([it.work for it in items] + [items[-1].work] * (b - n))
+    ids = [it.case.case_id for it in items] + [items[-1].case.case_id] * (b - n)
+    keys = jax.numpy.stack([case_key(self.options.seed, i) for i in ids])
+    t = time.perf_counter()
+    try:
+      seg = jax.block_until_ready(self.method(keys, images, self.config))
+    except Exception as e:  # noqa: BLE001
+      for it in items:
+        self.recorder.fail(it.case, e)
+      return
+    seconds = (time.perf_counter() - t) / n
+    seg = jax.device_get(seg)
+    for i, it in enumerate(items):
+      try:
+        row = _finish_case(it, _index(seg, i), seconds, self.options)
+      except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        self.recorder.fail(it.case, e)
+        continue
+      self.recorder.done(row)
+
+  def summary_extra(self, rows) -> Dict[str, Any]:
+    return {}
+
+  def finish(self, cases: Sequence[Case]) -> None:
+    _montage(cases, self.load, self.options)
+
+
+def _montage(cases: Sequence[Case], load: Callable[[Case], Record], options: RunOptions) -> None:
+  out = Path(options.out_dir)
+  rows = []
+  for case in cases[: options.montage_cases]:
+    path = out / "labels" / f"{case.case_id}.png"
+    row = results.read_case(out, case.case_id)
+    if row is None or not path.exists():
+      continue
+    record = load(case)
+    labels = np.asarray(iio.imread(path)).astype(np.int64)
+    object_path = out / "objects" / f"{case.case_id}.png"
+    if object_path.exists():  # the answer a user gets: the mask-free object
+      pred, protocol = np.asarray(iio.imread(object_path)) > 0, "object"
+    else:
+      pred = runner.overlay_prediction(labels, record, options.overlay_rule)
+      protocol = options.overlay_rule
+    dsc = row.get(f"{protocol}.dice")
+    title = case.case_id + ("" if dsc is None or math.isnan(dsc) else f"  DSC {100 * dsc:.1f}")
+    rows.append((title, record.image, record.mask, pred, labels))
+  if rows:
+    height = min(256, max(r[1].shape[0] for r in rows))
+    header = "object" if (out / "objects").is_dir() else "prediction"
+    files.write_png(out / "montage.png",
+                    overlays.montage(rows, panel_height=height, prediction_header=header))
+
+
+def run_dataset(cases: Sequence[Case], load: Callable[[Case], Record], config,
+                options: RunOptions, method: Method = segment_batch,
+                run_info: Optional[Dict[str, Any]] = None,
+                team: Optional[distributed.Team] = None) -> RunResult:
+  """Segments every case not already done in `options.out_dir` (`runner.execute` with the
+  image driver); see the module docstring."""
+  return runner.execute(cases, ImageDriver(method, config, options, load), config,
+                        run_info=run_info, team=team)

@@ -1,0 +1,247 @@
+"""The one run core shared by images and volumes: resume, run.json, progress, failures,
+Ctrl-C, summaries.
+
+    execute(cases, driver, ...):
+      done  = cases whose cases/<id>.json exists          (a rerun skips them)
+      info  = driver.prepare(pending, failures)          (e.g. the volume memory plans)
+      run.json (argv, config, options, versions, info)   (process 0 of a team)
+      driver.run(pending, recorder)                      (segments, writes each case;
+                                                          recorder.fail / recorder.done)
+      failures.csv, results.csv, summary.json, summary.md, then driver.finish (montage)
+
+Guarantees (both drivers): every file is written atomically and a case's JSON last, so a
+case is done exactly when its JSON exists; a failing case is recorded with its reason in
+failures.csv and the run goes on; Ctrl-C leaves every finished case intact; each case's
+key is `case_key(seed, case_id)`, independent of batch composition, order or resumption.
+The drivers are `images.ImageDriver` (bucketed batches of 2D images) and
+`volumes.VolumeDriver` (planned volumes, one at a time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Dict, List, NamedTuple, Optional, Protocol, Sequence
+
+import jax
+import numpy as np
+
+from sgscn_jax.data import files
+from sgscn_jax.data.datasets import Case, Record
+from sgscn_jax.evaluation import objects, protocols, selection
+from sgscn_jax.reporting import progress, summary as summary_md
+from sgscn_jax.running import distributed, results
+
+SUMMARY_METRICS = ("dice", "jaccard", "xor", "hammoude", "xor_over_intersection",
+                   "precision", "recall", "hd95")
+FAILURES_CSV = "failures.csv"
+
+
+class RunResult(NamedTuple):
+  rows: List[Dict[str, Any]]
+  failures: List[Dict[str, str]]
+  summary: Dict[str, Any]
+
+
+def case_key(seed: int, case_id: str) -> jax.Array:
+  """The PRNG key of one case: `fold_in(key(seed), crc32(case_id) mod 2^31)`."""
+  return jax.random.fold_in(jax.random.key(seed), zlib.crc32(case_id.encode()) & 0x7FFFFFFF)
+
+
+def versions() -> Dict[str, str]:
+  import flax
+  import optax
+  from sgscn_jax import __version__
+  return {"sgscn_jax": __version__, "jax": jax.__version__, "flax": flax.__version__,
+          "optax": optax.__version__, "numpy": np.__version__,
+          "python": platform.python_version()}
+
+
+json_text = files.json_text
+
+
+def failure(case: Case, error: BaseException) -> Dict[str, str]:
+  """A failures.csv row: the case, its file and the first line of the error."""
+  reason = f"{type(error).__name__}: {error}".splitlines()[0]
+  return {"case_id": case.case_id, "path": str(case.image_path), "reason": reason}
+
+
+class Recorder:
+  """What a driver reports to: finished cases and failures, shown on the progress bar."""
+
+  def __init__(self, bar: progress.ProgressBar, failures: List[Dict[str, str]]):
+    self.bar, self.failures = bar, failures
+
+  def fail(self, case: Case, error: BaseException) -> None:
+    row = failure(case, error)
+    self.failures.append(row)
+    print(f"\nfailed: {case.case_id}: {row['reason']}", file=sys.stderr)
+    self.bar.update(1, note=f"{case.case_id} FAILED")
+
+  def done(self, row: Dict[str, Any]) -> None:
+    dsc = row.get("largest_overlap.dice")
+    self.bar.update(1, note=row["case_id"] + ("" if dsc is None or math.isnan(dsc)
+                                              else f" DSC {100 * dsc:.1f}"))
+
+
+class Driver(Protocol):
+  """How one kind of input is segmented; `execute` does everything else."""
+  options: Any   # has out_dir, seed, method_name, overlay_rule
+
+  def prepare(self, cases: Sequence[Case], pending: Sequence[Case],
+              failures: List[Dict[str, str]]) -> Dict[str, Any]:
+    """Before anything runs (may refuse the run by raising, may bring finished cases up to
+    date); returns extra run.json entries."""
+
+  def run(self, pending: Sequence[Case], recorder: Recorder) -> None:
+    """Segments and writes each pending case, reporting to `recorder`."""
+
+  def summary_extra(self, rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """Entries added to summary.json (e.g. the HD95 unit)."""
+
+  def finish(self, cases: Sequence[Case]) -> None:
+    """After the summary (e.g. the montage)."""
+
+
+def score_labels(labels: np.ndarray, record: Record,
+                 object_mask: Optional[np.ndarray] = None) -> Dict[str, float]:
+  """Metrics of every protocol that applies (`protocols.score`), `{"<protocol>.<metric>"}`.
+
+  Uses the record's `valid` region (e.g. DRIVE's field of view) and, for volumes, its voxel
+  `spacing` (HD95 in the spacing's unit), when present in `record.extra`.
+  """
+  return protocols.score(labels, record.mask, record.extra.get("valid"),
+                         record.extra.get("spacing"), object_mask)
+
+
+class FoundObject(NamedTuple):
+  mask: np.ndarray     # [*spatial] bool at the label map's shape
+  reason: str          # what the object step chose, in words
+  seconds: float
+
+
+def find_object(labels: np.ndarray, record: Record, config: objects.ObjectConfig) -> FoundObject:
+  """The mask-free object of a label map (`objects.extract_object`), timed."""
+  start = time.perf_counter()
+  found = objects.extract_object(labels, record.image, config, valid=record.extra.get("valid"))
+  return FoundObject(np.asarray(found.mask, bool), found.reason, time.perf_counter() - start)
+
+
+def overlay_prediction(labels, record: Record, rule: str) -> np.ndarray:
+  if record.mask is None or rule != "largest_overlap":
+    return selection.select(labels, "central")
+  return selection.select(labels, rule, record.mask, record.extra.get("valid"))
+
+
+def write_history(path: Path, history) -> None:
+  names = sorted(history.terms)
+  lines = ["iteration,total," + ",".join(names) + ",n_labels"]
+  n = np.asarray(history.n_labels)
+  total = np.asarray(history.total)
+  terms = {k: np.asarray(v) for k, v in history.terms.items()}
+  for i in range(len(total)):
+    if n[i] < 0 and math.isnan(total[i]):
+      break
+    lines.append(",".join([str(i), repr(float(total[i]))]
+                          + [repr(float(terms[k][i])) for k in names] + [str(int(n[i]))]))
+  files.atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+
+
+def metric_summary(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+  """Mean, std, n of every `<rule>.<metric>` column present in `rows`."""
+  columns = [f"{key}.{m}" for key in protocols.PROTOCOLS for m in SUMMARY_METRICS]
+  present = [c for c in columns if any(c in r for r in rows)]
+  return results.summarise(rows, present) if present else {}
+
+
+def summarise_run(rows: Sequence[Dict[str, Any]], config, options, n_cases: int,
+                  n_failed: int) -> Dict[str, Any]:
+  """The deterministic summary of a run: depends only on the finished cases' rows."""
+  stats = results.summarise(rows, ["iterations", "n_labels", "seconds"])
+  return {
+      "method": options.method_name,
+      "config": dataclasses.asdict(config),
+      "options": dataclasses.asdict(options) | {"out_dir": None},
+      "seed": options.seed,
+      "versions": versions(),
+      "cases": n_cases, "finished": len(rows), "failed": n_failed,
+      "non_finite": sum(1 for r in rows if r.get("finite") is False),
+      "metrics": metric_summary(rows),
+      "iterations": stats["iterations"], "n_labels": stats["n_labels"],
+      "seconds_per_case": stats["seconds"],
+      "selection_rules": dict(protocols.PROTOCOL_TEXT),
+  }
+
+
+def write_failures(out: Path, failures: List[Dict[str, str]]) -> None:
+  path = out / FAILURES_CSV
+  if failures:
+    results.write_csv_rows(path, failures, ["case_id", "path", "reason"])
+  elif path.exists():
+    path.unlink()
+
+
+def execute(cases: Sequence[Case], driver: Driver, config, *,
+            run_info: Optional[Dict[str, Any]] = None,
+            team: Optional[distributed.Team] = None) -> RunResult:
+  """Runs `driver` over every case not already done in `driver.options.out_dir`.
+
+  With a `team` (`sgscn_jax.running.distributed`), this process segments only its share of
+  the cases not done; process 0 writes run.json and, once every share is done, the merged
+  outputs (the others return their own rows and an empty summary). Raises
+  `distributed.IncompleteRun` on process 0 if another process died.
+  """
+  options = driver.options
+  out = Path(options.out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  leader = team is None or team.leader
+  done = {c.case_id for c in cases if results.case_path(out, c.case_id).exists()}
+  pending = [c for c in cases if c.case_id not in done]
+  failures: List[Dict[str, str]] = []
+  extra = driver.prepare(cases, pending, failures)
+  info = dict(run_info or {}, config=dataclasses.asdict(config),
+              options=dataclasses.asdict(options), versions=versions(),
+              started=time.strftime("%Y-%m-%dT%H:%M:%S"), **extra)
+  if leader:
+    files.write_json(out / "run.json", info)
+  if done and leader:
+    print(f"resuming: {len(done)} of {len(cases)} cases already done in {out}", file=sys.stderr)
+  total = len(cases)
+  if team is not None:
+    pending = team.share(cases, pending, driver.case_cost)
+    total, done = len(pending), set()
+    print(f"process {team.index}: {total} case(s) to segment", file=sys.stderr)
+  bar = progress.ProgressBar(total, options.method_name, initial=len(done))
+  for f in failures:
+    bar.update(1, note=f"{f['case_id']} FAILED")
+  recorder = Recorder(bar, failures)
+  try:
+    driver.run(pending, recorder)
+  except KeyboardInterrupt:
+    bar.close()
+    print(f"\ninterrupted: finished cases are saved in {out}; rerun the same command to "
+          "finish the rest", file=sys.stderr)
+    if team is None:
+      write_failures(out, failures)
+    raise
+  bar.close()
+  own_failures = list(failures)
+  if team is not None:
+    failures = team.gather(failures, cases, lambda c: results.case_path(out, c.case_id))
+    if failures is None:  # not the leader: process 0 merges
+      return RunResult([results.read_case(out, c.case_id) for c in pending
+                        if results.case_path(out, c.case_id).exists()], own_failures, {})
+  write_failures(out, failures)
+  ids = {c.case_id for c in cases}
+  rows = [r for r in results.collect_rows(out) if r["case_id"] in ids]
+  summary = summarise_run(rows, config, options, len(cases), len(failures))
+  summary.update(driver.summary_extra(rows))
+  files.write_json(out / "summary.json", summary)
+  files.atomic_write_bytes(out / "summary.md", summary_md.run_markdown(summary).encode())
+  driver.finish(cases)
+  return RunResult(rows, failures, summary)
