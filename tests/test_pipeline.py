@@ -13,6 +13,7 @@ from conftest import write_lesion_folder
 
 from sgscn_jax import Config
 from sgscn_jax.running import images as image_runs
+from sgscn_jax.running import results
 from sgscn_jax.data.datasets import folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,11 +151,16 @@ def test_command_line_runs_a_baseline_method(tmp_path):
 
 
 def test_rescoring_saved_label_maps_reproduces_the_run(tmp_path):
+  """Label maps and object PNGs scored again give the run's numbers, every protocol."""
+  from sgscn_jax.evaluation.objects import ObjectConfig
   from sgscn_jax.running import rescore
   cases = write_lesion_folder(tmp_path / "data")
-  result = _run(cases, tmp_path / "out")
+  result = _run(cases, tmp_path / "out", objects=ObjectConfig(polarity="dark"))
+  assert len(list((tmp_path / "out" / "objects").glob("*.png"))) == 3
   summary = rescore.rescore(cases + [], folder.load_case, str(tmp_path / "out"))
   assert summary["scored"] == 3 and summary["failed"] == 0
+  assert {f"{p}.dice" for p in ("largest_overlap", "paper_fill", "object", "central")} <= set(
+      summary["metrics"])
   for name, stats in summary["metrics"].items():
     np.testing.assert_allclose(stats["mean"], result.summary["metrics"][name]["mean"], rtol=1e-9)
   proc = subprocess.run(
@@ -164,5 +170,27 @@ def test_rescoring_saved_label_maps_reproduces_the_run(tmp_path):
       cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
       timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
-  assert "largest_overlap.dice" in proc.stdout
+  assert "largest_overlap.dice" in proc.stdout and "object.dice" in proc.stdout
   assert (tmp_path / "out" / "again.csv").is_file()
+
+
+def test_resuming_an_older_run_adds_the_new_protocols(tmp_path):
+  """Cases finished before paper+fill and the object existed are brought up to date from
+  their label maps when the run is resumed; nothing is segmented again."""
+  from sgscn_jax.evaluation.objects import ObjectConfig
+  cases = write_lesion_folder(tmp_path / "data")
+  first = _run(cases, tmp_path / "out")
+  for row in first.rows:  # as an older version wrote them: no paper+fill, no object
+    old = {k: v for k, v in row.items() if not k.startswith("paper_fill.")}
+    results.write_case(tmp_path / "out", old)
+  calls = []
+  again = image_runs.run_dataset(
+      cases, folder.load_case, TINY,
+      image_runs.RunOptions(out_dir=str(tmp_path / "out"), batch_size=2,
+                            objects=ObjectConfig(polarity="dark")),
+      method=lambda *a: calls.append(a))
+  assert not calls and len(again.rows) == 3
+  assert all("object.dice" in r and "paper_fill.dice" in r for r in again.rows)
+  for a, b in zip(first.rows, again.rows):
+    assert a["largest_overlap.dice"] == b["largest_overlap.dice"]
+  assert "object.dice" in again.summary["metrics"]

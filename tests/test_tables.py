@@ -223,11 +223,13 @@ def test_script_quick_mode_end_to_end(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "### Table 1" in proc.stdout and "### Ablation" in proc.stdout
   for name in ("table1.md", "table1.csv", "table1_central.md", "table1_central.csv",
+               "table1_paper_fill.md", "table1_object.md", "table1_object.csv",
+               "ablation_object.md", "protocols.md", "protocols_ablation.md",
                "ablation.md", "ablation.csv", "ablation.png", "cases.png", "run_log.csv",
                "run_log.json"):
     assert (out / name).is_file(), name
   slugs = ["sgscn", "deepcluster_k3", "iic_k3", "kmeans_k3", "kmeans_k4", "kmeans_k5",
-           "kmeans_k6"]
+           "kmeans_k6", "kmeans_k2", "otsu", "otsu_blue", "chan_vese"]
   summaries = {s: [json.loads((out / s / f"seed{k}" / "summary.json").read_text())
                    for k in (0, 1)] for s in slugs + ["sgscn_ce", "sgscn_ce_ss"]}
   table = _csv(out / "table1.csv")
@@ -261,9 +263,20 @@ def test_script_quick_mode_end_to_end(tmp_path):
   w = round(128 * 32 / 24)
   line = charts.LINE
   assert iio.imread(out / "cases.png").shape == (4 + line + 3 * (line + 128 + line + 4) + line,
-                                                 4 + 9 * (w + 4), 3)
+                                                 4 + 13 * (w + 4), 3)
   log = _csv(out / "run_log.csv")
-  assert len(log) == 9 * 2 and all(r["resumed"] == "0" and r["finished"] == "3" for r in log)
+  assert len(log) == 13 * 2 and all(r["resumed"] == "0" and r["finished"] == "3" for r in log)
+  # the three protocols (and central) side by side; every run wrote its objects
+  protocols_md = (out / "protocols.md").read_text()
+  assert "| method | paper | paper+fill | object | central |" in protocols_md
+  for title in ("Otsu", "Otsu (blue)", "Chan-Vese", "k-means k=2"):
+    assert f"| {title} | " in protocols_md
+  assert "Paired differences against Otsu (blue)" in protocols_md
+  assert "- object: SGSCN − Otsu (blue), DSC: " in protocols_md
+  object_table = _csv(out / "table1_object.csv")
+  np.testing.assert_allclose(float(object_table[0]["otsu"]), np.mean(
+      [100 * float(s["metrics"]["object.dice"]["mean"]) for s in summaries["otsu"]]))
+  assert len(list((out / "sgscn" / "seed0" / "objects").glob("*.png"))) == 3
   md = (out / "table1.md").read_text()
   assert "QUICK MODE" in md and "± " in md and "Wall time of this invocation" in md
   for other in ("DeepCluster", "IIC", "k-means k=3", "k-means k=6"):   # paired lines, 2 seeds

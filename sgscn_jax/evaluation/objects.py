@@ -26,7 +26,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 from scipy import ndimage
-from skimage import measure, transform
+from skimage import measure, morphology, transform
 
 from sgscn_jax.data import channels
 
@@ -54,6 +54,8 @@ class ObjectConfig:
     border_penalty: lesion score factor for components touching the border.
     lung_count: lungs: how many of the largest interior components are kept.
     min_lung_fraction: lungs: smallest kept component, as a fraction of the image.
+    min_body_fraction: lungs: the body (the hull of the other side's largest component)
+      covers at least this fraction of the image, else this side is not the lungs' side.
     min_vessel_size: vessels: components (full connectivity) with fewer pixels, at input
       size, are dropped; 0 keeps all.
   """
@@ -68,6 +70,7 @@ class ObjectConfig:
   border_penalty: float = 0.3
   lung_count: int = 2
   min_lung_fraction: float = 0.01
+  min_body_fraction: float = 0.25
   min_vessel_size: int = 5
 
   def __post_init__(self):
@@ -316,6 +319,15 @@ def open_mask(mask: np.ndarray, radius: int) -> np.ndarray:
   return opened[(slice(radius + 1, -radius - 1),) * mask.ndim]
 
 
+def close_mask(mask: np.ndarray, radius: int) -> np.ndarray:
+  """Binary closing with a ball of `radius` (edge-padded like `open_mask`); 0 = unchanged."""
+  if radius <= 0:
+    return mask
+  padded = np.pad(mask, radius + 1, mode="edge")
+  closed = ndimage.binary_closing(padded, _ball(radius, mask.ndim))
+  return closed[(slice(radius + 1, -radius - 1),) * mask.ndim]
+
+
 def _components(mask: np.ndarray, full: bool = False) -> tuple[np.ndarray, np.ndarray]:
   """(component map, pixel counts `[n + 1]`, index 0 = background); face connectivity
   unless `full`."""
@@ -391,10 +403,29 @@ def _lesion(side: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, str]:
 
 
 def _lungs(side: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, str]:
-  inner = drop_border_components(open_mask(side, config.opening_radius))
-  obj = fill_holes(largest_components(inner, config.lung_count, config.min_lung_fraction))
+  """The lungs are the part of the side enclosed by the body. The body is the convex hull
+  of the other side (soft tissue; its pieces of at least `min_lung_fraction` of the image
+  after a closing): in this encoding
+  the chest wall is a speckled ring with gaps, which a hole-filling rule cannot close. The
+  object is the side inside the hull, opened, its `lung_count` largest components (>=
+  `min_lung_fraction` each), holes filled. 2D (the hull is per slice in 3D)."""
+  radius = max(config.opening_radius, 1)
+  closed = close_mask(~side, radius)
+  comp, area = _components(closed)
+  tissue = closed & (area[comp] >= config.min_lung_fraction * side.size)  # no specks
+  hull = _convex_hull(tissue) if tissue.any() else tissue
+  if hull.mean() < config.min_body_fraction:
+    return np.zeros_like(side), f"no body (its hull is {hull.mean():.2f} of the image)"
+  inside = open_mask(side & hull, radius)
+  obj = fill_holes(largest_components(inside, config.lung_count, config.min_lung_fraction))
   parts = len(_components(obj)[1]) - 1
-  return obj, f"opened (r={config.opening_radius}), {parts} interior component(s)"
+  return obj, f"inside the body's convex hull, opened (r={radius}), {parts} component(s)"
+
+
+def _convex_hull(mask: np.ndarray) -> np.ndarray:
+  if mask.ndim == 2:
+    return morphology.convex_hull_image(mask)
+  return np.stack([morphology.convex_hull_image(m) if m.any() else m for m in mask])
 
 
 def _vessels(side: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, str]:

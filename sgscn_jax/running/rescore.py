@@ -1,7 +1,8 @@
 """Scoring saved label maps again, without re-running any segmentation.
 
 Reads `<out_dir>/labels/<case>.png` (written by `running.images.run_dataset`, at the image's
-resolution), scores each against its case's mask with every selection rule, and writes
+resolution) and, where the run wrote one, `<out_dir>/objects/<case>.png` (its mask-free
+object), scores each against its case's mask under every protocol, and writes
 `<out_dir>/<name>.csv` and `<out_dir>/<name>.json` (the same summary shape as a run's).
 Use it after changing a metric, a selection rule, or the ground truth.
 """
@@ -38,8 +39,10 @@ def rescore(cases: Sequence[Case], load: Callable[[Case], Record], out_dir: str,
       labels = np.asarray(iio.imread(path)).astype(np.int64)
       if labels.shape != record.image.shape[:2]:
         labels = resize.labels_to_shape(labels, record.image.shape[:2])
+      object_path = out / "objects" / f"{case.case_id}.png"
+      found = np.asarray(iio.imread(object_path)) > 0 if object_path.exists() else None
       row: Dict[str, Any] = {"case_id": case.case_id, "n_labels": int(len(np.unique(labels)))}
-      row.update(runner.score_labels(labels, record))
+      row.update(runner.score_labels(labels, record, found))
       rows.append(row)
     except Exception as e:  # noqa: BLE001 - record and go on
       failures.append({"case_id": case.case_id, "path": str(path), "reason": f"{type(e).__name__}: {e}"})

@@ -14,8 +14,10 @@ import os
 from sgscn_jax.data.datasets import Case, Record, finish, load_record, require_dir
 
 # The mask-free object step's prior for this data set (`evaluation.objects.ObjectConfig`
-# fields; a property of the data set, never of a case): the lungs are the class of the air outside the body, inside it.
-OBJECT_PRIOR = {"profile": "lungs", "polarity": "auto"}
+# fields; a property of the data set, never of a case): in this Kaggle encoding (Hounsfield
+# units wrapped into 8 bits, REFERENCE.md section 4) the lungs and the air outside the body
+# are bright and soft tissue dark; the lungs are the bright parts inside the body.
+OBJECT_PRIOR = {"profile": "lungs", "polarity": "bright"}
 
 IMAGES_FOLDER = "2d_images"
 MASKS_FOLDER = "2d_masks"
