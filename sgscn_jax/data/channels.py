@@ -163,6 +163,8 @@ def select_channel(image: np.ndarray, channel: str, sigma: float,
   if channel == "auto":
     return most_bimodal_channel(image, sigma, nbins, field)
   candidates = candidate_channels(image)
+  if channel.isdigit() and np.shape(image)[-1] == 1:
+    channel = "0"  # a grey image (read from R = G = B, or grey): every colour channel is it
   if channel not in candidates:
     raise ValueError(f"channel {channel!r} not among {list(candidates)} for image shape "
                      f"{np.shape(image)}")

@@ -1,0 +1,80 @@
+r"""The object step measured: DSC of each protocol for registered methods or saved runs.
+
+  python -m studies.object_step ph2 ../shared/data/PH2 --methods otsu,otsu_blue,chan_vese,kmeans:2
+  python -m studies.object_step lung_ct ../shared/data/lung_ct --runs runs/tables_lung/sgscn/seed0
+
+Methods run at the runners' working size (256 px on the long side, buckets of 16) with key
+0; saved runs are read from their `labels/`. Each label map goes through the object step
+with the data set's prior (`data.datasets.object_prior`), and every protocol is scored at
+the mask's resolution (`evaluation.protocols`). Prints one line per method or run:
+mean DSC per protocol, seconds per image, seconds of the object step per image. Results
+quoted in docs/OBJECTS.md (session 4, commit of that doc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import imageio.v3 as iio
+import jax
+import numpy as np
+
+from sgscn_jax import get_method
+from sgscn_jax.data import resize
+from sgscn_jax.data.datasets import list_dataset, object_prior
+from sgscn_jax.evaluation import metrics, objects, protocols
+
+
+def label_maps_of_method(spec, cases, load):
+  name, _, k = spec.partition(":")
+  method = get_method(name)
+  config = method.default_config if not k else dataclasses.replace(method.default_config, k=int(k))
+  for case in cases:
+    record = load(case)
+    shape = resize.bucket_shape(resize.working_shape(record.image.shape, 256), 16)
+    seg = method.segment_one(jax.random.key(0), resize.resize_image(record.image, shape), config)
+    yield record, resize.labels_to_shape(np.asarray(seg.labels), record.image.shape[:2])
+
+
+def label_maps_of_run(run, cases, load):
+  for case in cases:
+    path = Path(run) / "labels" / f"{case.case_id}.png"
+    if path.exists():
+      yield load(case), np.asarray(iio.imread(path)).astype(np.int64)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("dataset")
+  parser.add_argument("data_dir")
+  parser.add_argument("--methods", default="")
+  parser.add_argument("--runs", nargs="*", default=[])
+  args = parser.parse_args()
+  cases, load = list_dataset(args.dataset, args.data_dir)
+  config = objects.ObjectConfig(**object_prior(args.dataset))
+  sources = [(m, label_maps_of_method(m, cases, load)) for m in args.methods.split(",") if m]
+  sources += [(r, label_maps_of_run(r, cases, load)) for r in args.runs]
+  for name, maps in sources:
+    scores = {key: [] for key in ("largest_overlap", "paper_fill", "object")}
+    start, object_seconds, n = time.perf_counter(), 0.0, 0
+    for record, labels in maps:
+      valid = record.extra.get("valid")
+      t = time.perf_counter()
+      found = objects.extract_object(labels, record.image, config, valid=valid)
+      object_seconds += time.perf_counter() - t
+      predictions = protocols.predictions(labels, record.mask, valid, found.mask)
+      for key in scores:
+        scores[key].append(metrics.dice(predictions[key], record.mask, valid))
+      n += 1
+    cells = ", ".join(f"{protocols.PROTOCOL_NAMES[k]} {100 * np.mean(v):.1f}"
+                      for k, v in scores.items())
+    print(f"{args.dataset} {name}: {n} cases; DSC {cells}; "
+          f"{(time.perf_counter() - start) / max(n, 1):.2f} s/image, object step "
+          f"{object_seconds / max(n, 1):.3f} s/image", flush=True)
+
+
+if __name__ == "__main__":
+  main()
