@@ -80,7 +80,8 @@ def main(argv):
   options = image_runs.RunOptions(out_dir=out_dir, size=segment.parse_size(FLAGS.size, FLAGS.dataset),
                                 bucket_multiple=FLAGS.bucket, batch_size=FLAGS.batch_size,
                                 montage_cases=FLAGS.montage, standardise=FLAGS.standardise,
-                                objects=segment.objects_from_flags())
+                                objects=segment.objects_from_flags(),
+                                hair_removal=FLAGS.hair_removal)
   print(f"{len(plan.runs)} runs x {len(seeds)} seeds over {len(cases)} cases -> {out_dir}",
         file=sys.stderr)
   start = time.perf_counter()

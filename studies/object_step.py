@@ -26,6 +26,7 @@ from sgscn_jax import get_method
 from sgscn_jax.data import resize
 from sgscn_jax.data.datasets import list_dataset, object_prior
 from sgscn_jax.evaluation import metrics, objects, protocols
+from sgscn_jax.running.images import without_hair
 
 
 def label_maps_of_method(spec, cases, load):
@@ -52,8 +53,11 @@ def main():
   parser.add_argument("data_dir")
   parser.add_argument("--methods", default="")
   parser.add_argument("--runs", nargs="*", default=[])
+  parser.add_argument("--hair_removal", action="store_true")
   args = parser.parse_args()
   cases, load = list_dataset(args.dataset, args.data_dir)
+  if args.hair_removal:
+    load = without_hair(load)
   config = objects.ObjectConfig(**object_prior(args.dataset))
   sources = [(m, label_maps_of_method(m, cases, load)) for m in args.methods.split(",") if m]
   sources += [(r, label_maps_of_run(r, cases, load)) for r in args.runs]

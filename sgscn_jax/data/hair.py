@@ -292,12 +292,14 @@ def inpaint_push_pull(image: np.ndarray, mask: np.ndarray,
   return out
 
 
-def remove_hair(image: np.ndarray, config: HairConfig = HairConfig()) -> np.ndarray:
+def remove_hair(image: np.ndarray, config: HairConfig = HairConfig(),
+                mask: np.ndarray | None = None) -> np.ndarray:
   """DullRazor-style hair removal: `hair_mask`, then `inpaint_push_pull`.
 
   Args:
     image: `[H, W, C]` float in [0, 1] (`[H, W]` grey is accepted and returned `[H, W]`).
     config: `HairConfig`.
+    mask: the hair mask if already computed (`hair_mask(image, config)`).
 
   Returns:
     `[H, W, C]` float in [0, 1] (image's float dtype; an integer image is first scaled
@@ -306,8 +308,8 @@ def remove_hair(image: np.ndarray, config: HairConfig = HairConfig()) -> np.ndar
   """
   squeeze = np.ndim(image) == 2
   image = _as_hwc(image)
-  mask = hair_mask(image, config)
-  if mask.all():
+  mask = hair_mask(image, config) if mask is None else np.asarray(mask, bool)
+  if mask.all() or not mask.any():
     return image[..., 0].copy() if squeeze else image.copy()
   out = inpaint_push_pull(image, mask, config.min_weight)
   out[mask] = np.clip(out[mask], 0.0, 1.0)

@@ -142,10 +142,12 @@ def _same_protocol(folder: Path, config: Any, options: image_runs.RunOptions) ->
   before = json.loads(path.read_text())
   now = json.loads(files.json_text({"config": dataclasses.asdict(config),
                                        "size": options.size, "bucket": options.bucket_multiple,
-                                       "standardise": options.standardise}))
+                                       "standardise": options.standardise,
+                                       "hair_removal": options.hair_removal}))
   old = {"config": before.get("config"), "size": before.get("options", {}).get("size"),
          "bucket": before.get("options", {}).get("bucket_multiple"),
-         "standardise": before.get("options", {}).get("standardise", False)}
+         "standardise": before.get("options", {}).get("standardise", False),
+         "hair_removal": before.get("options", {}).get("hair_removal", False)}
   if old != now:
     raise ValueError(f"{folder} holds a run of another configuration or working size "
                      f"({old} vs {now}); use another --out_dir or delete it")

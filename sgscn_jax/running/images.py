@@ -29,7 +29,7 @@ import numpy as np
 from sgscn_jax.core.batching import segment_batch
 from sgscn_jax.core.config import Config
 from sgscn_jax.core.loop import check_image
-from sgscn_jax.data import decode, files, resize
+from sgscn_jax.data import decode, files, hair, resize
 from sgscn_jax.data.datasets import Case, Record
 from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.reporting import overlays
@@ -60,6 +60,10 @@ class RunOptions:
       data set's kind of object), or None for no object: with it each case gets
       `objects/<id>.png`, the object's outline on its overlay (magenta) and the `object`
       protocol's scores.
+    hair_removal: every image is read through `data.hair.remove_hair` (DullRazor-style dark
+      line removal and inpainting, at the image's own resolution) before anything else:
+      the method, the object step, overlays and montage all see the cleaned image. Off by
+      default (measured: docs/OBJECTS.md).
   """
   out_dir: str
   size: Any = None
@@ -71,6 +75,7 @@ class RunOptions:
   method_name: str = "sgscn"
   standardise: bool = False
   objects: Optional[ObjectConfig] = None
+  hair_removal: bool = False
 
 
 class Pending(NamedTuple):
@@ -96,7 +101,7 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
       "iterations": int(seg_i.iterations), "n_labels": int(seg_i.n_labels),
       "finite": bool(seg_i.finite), "seconds": round(seconds + item.load_seconds, 3),
   }
-  for key in ("diagnosis", "diagnosis_name"):
+  for key in ("diagnosis", "diagnosis_name", "hair_fraction"):
     if record.extra.get(key) is not None:
       row[key] = record.extra[key]
   _add_scores(row, labels, record, found)
@@ -125,6 +130,18 @@ def _add_scores(row: Dict[str, Any], labels: np.ndarray, record: Record,
     row.update(object_reason=found.reason, object_seconds=round(found.seconds, 4),
                object_fraction=round(float(found.mask.mean()), 5))
   row.update(score_labels(labels, record, None if found is None else found.mask))
+
+
+def without_hair(load: Callable[[Case], Record]) -> Callable[[Case], Record]:
+  """`load` followed by `hair.remove_hair` on the image; the hair mask's share of the image
+  is kept in `Record.extra["hair_fraction"]`."""
+  def load_without_hair(case: Case) -> Record:
+    record = load(case)
+    found = hair.hair_mask(record.image)
+    image = hair.remove_hair(record.image, mask=found).astype(np.float32)
+    return record._replace(image=image, extra=dict(record.extra,
+                                                   hair_fraction=float(found.mean())))
+  return load_without_hair
 
 
 def _needs(row: Dict[str, Any], options: RunOptions) -> bool:
@@ -161,7 +178,8 @@ class ImageDriver:
 
   def __init__(self, method: Method, config, options: RunOptions,
                load: Callable[[Case], Record]):
-    self.method, self.config, self.options, self.load = method, config, options, load
+    self.method, self.config, self.options = method, config, options
+    self.load = without_hair(load) if options.hair_removal else load
     self.queues: Dict[tuple, List[Pending]] = {}
     self.recorder: Optional[runner.Recorder] = None
 
