@@ -82,9 +82,9 @@ def test_early_stopping_freezes_each_lane_independently(batching):
 
 def test_python_loop_equals_the_compiled_loop():
   """`loop_fn=python_loop` runs the same steps eagerly, one Python iteration at a time."""
-  for cfg in (Config(n_channels=8, iterations=3, early_stop=False),
-              Config(n_channels=8, iterations=6, min_labels=7)):
-    image = jnp.asarray(_image(3, (12, 16, 3)))
+  for cfg in (Config(n_channels=8, iterations=2, early_stop=False),
+              Config(n_channels=8, iterations=4, min_labels=6)):
+    image = jnp.asarray(_image(3, (8, 12, 3)))
     compiled = segment_one(jax.random.key(2), image, cfg)
     eager = segment_image(jax.random.key(2), image, cfg, loop_fn=python_loop)
     assert int(eager.iterations) == int(compiled.iterations)

@@ -159,9 +159,12 @@ LoopFn = Callable[[Callable, Callable, LoopState], LoopState]
 
 
 def python_loop(cond_fun, body_fun, state):
-  """`lax.while_loop` as a plain Python loop: for tests and debugging (run un-jitted)."""
+  """`lax.while_loop` as a plain Python loop, for tests and debugging: the state is a
+  concrete value between iterations (print it, stop in a debugger); each iteration's body
+  is one compiled step (`jax.jit`), the loop itself is Python. Call it un-jitted."""
+  step = jax.jit(body_fun)
   while bool(cond_fun(state)):
-    state = body_fun(state)
+    state = step(state)
   return state
 
 
