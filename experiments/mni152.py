@@ -66,7 +66,6 @@ def load_template(resolution: int, margin: int):
 
 
 def _worker(method: str) -> dict:
-  import dataclasses
   import jax
   import numpy as np
   from sgscn_jax import Config

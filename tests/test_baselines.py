@@ -20,7 +20,7 @@ from sgscn_jax.core.batching import EntryPoints
 from sgscn_jax.evaluation import metrics, selection
 from sgscn_jax.data import synthetic
 from sgscn_jax.baselines import (DeepClusterConfig, IICConfig,
-                                 KMeansConfig, augment, common, deepcluster, iic,
+                                 KMeansConfig, augment, deepcluster, iic,
                                  iic_mutual_information, kmeans)
 
 SHAPE = (48, 48)

@@ -7,7 +7,6 @@ import pytest
 
 from sgscn_jax import (Config, image_keys, python_loop, register_loss_term, segment_batch,
                        segment_image, segment_one)
-from sgscn_jax.core import losses
 from sgscn_jax.core import batching as _batching
 
 SMALL = Config(n_channels=16, iterations=6, early_stop=False)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-import pytest
 from conftest import write_lesion_folder
 
 from sgscn_jax import Config
@@ -58,7 +57,6 @@ def test_resumed_run_gives_the_same_summary(tmp_path):
     summary["metrics"].pop("seconds", None)
     summary.pop("seconds_per_case")
   assert a == b
-  strip = lambda text: [line.rsplit(",", 0)[0] for line in text.splitlines()]
   whole = (tmp_path / "whole" / "results.csv").read_text().splitlines()
   parts = (tmp_path / "parts" / "results.csv").read_text().splitlines()
   header = whole[0].split(",")

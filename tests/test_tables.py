@@ -217,7 +217,7 @@ def _csv(path):
 def test_script_quick_mode_end_to_end(tmp_path):
   write_lesion_folder(tmp_path / "data")
   out = tmp_path / "tables"
-  data = [f"--dataset=folder", f"--images={tmp_path / 'data' / 'images'}",
+  data = ["--dataset=folder", f"--images={tmp_path / 'data' / 'images'}",
           f"--masks={tmp_path / 'data' / 'masks'}", f"--out_dir={out}", "--size=native"]
   proc = _script(*data, "--quick", "--seeds=0,1", "--batch_size=2")
   assert proc.returncode == 0, proc.stderr[-3000:]

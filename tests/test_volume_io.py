@@ -14,7 +14,6 @@ import tifffile
 from sgscn_jax.data import resize
 from sgscn_jax.data import volume_io
 from sgscn_jax.data import decode
-from sgscn_jax.data import volume_io
 from sgscn_jax.data.datasets import volume as volume_dataset
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,7 +26,6 @@ from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Seq
 import imageio.v3 as iio
 import numpy as np
 
-from sgscn_jax import baselines
 from sgscn_jax.reporting import charts
 from sgscn_jax.evaluation import metrics, selection
 from sgscn_jax.running import images as image_runs
