@@ -201,7 +201,7 @@ def run_volumes(name: str, config) -> int:
       n_channels=FLAGS.n_channels if FLAGS["n_channels"].present else None,
       memory_limit=FLAGS.memory_limit, time_limit=FLAGS.time_limit,
       consistent=FLAGS.consistent_labels, slice_axis=FLAGS.slice_axis,
-      overlay_rule=FLAGS.selection)
+      overlay_rule=FLAGS.selection, objects=objects_from_flags())
   print(f"{len(cases)} volumes -> {options.out_dir}", file=sys.stderr)
   try:
     result = volumes.run_volumes(cases, load, config, options,

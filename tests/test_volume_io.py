@@ -207,6 +207,11 @@ def test_command_line_segments_volumes_and_writes_aligned_labels(tmp_path):
     assert row["mode"] == "3d" and row["n_channels"] == 8 and row["spacing"] == "2.5x1x1"
     assert 0 <= row["largest_overlap.dice"] <= 1 and row["largest_overlap.hd95"] >= 0
   assert rows["a"]["unit"] == "mm"
+  # the mask-free object, written like the labels (same format, same geometry), and scored
+  object_a = nib.load(os.fspath(out / "objects" / "a.nii.gz"))
+  np.testing.assert_allclose(object_a.affine, label_a.affine)
+  assert set(np.unique(np.asarray(object_a.dataobj))) <= {0, 1}
+  assert all(0 <= row["object.dice"] <= 1 for row in rows.values())
   assert (out / "overlays" / "a.png").is_file() and (out / "summary.md").is_file()
   assert "HD95 (" in (out / "summary.md").read_text()
   proc = _cli(*args)  # resumes: nothing left to do

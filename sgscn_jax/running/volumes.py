@@ -37,6 +37,7 @@ from sgscn_jax import registry, volume
 from sgscn_jax.data import files, resize, volume_io
 from sgscn_jax.data.datasets import Case, Record
 from sgscn_jax.evaluation import selection
+from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.reporting import overlays
 from sgscn_jax.running import results, runner
 from sgscn_jax.running.runner import RunResult
@@ -59,6 +60,9 @@ class VolumeOptions:
     consistent: slice mode: match labels between neighbouring slices.
     slice_axis: slice mode: the axis of the slices.
     overlay_rule: the selection rule drawn in overlays when a mask exists.
+    objects: the mask-free object step's settings (`evaluation.objects.ObjectConfig`), or
+      None: with it each volume gets `objects/<id>` (same format and geometry as its
+      labels) and the `object` protocol's scores.
   """
   out_dir: str
   seed: int = 0
@@ -71,6 +75,7 @@ class VolumeOptions:
   consistent: bool = True
   slice_axis: int = 0
   overlay_rule: str = "largest_overlap"
+  objects: Optional[ObjectConfig] = None
 
 
 def plan_case(case: Case, config, options: VolumeOptions) -> memory.Plan:
@@ -141,7 +146,15 @@ def _finish(record: Record, case: Case, seg, plan: memory.Plan, work_shape, seco
       "iterations": int(seg.iterations), "n_labels": int(seg.n_labels),
       "finite": bool(seg.finite), "seconds": round(seconds, 3),
   }
-  row.update(runner.score_labels(labels, record))
+  found = None
+  if options.objects is not None:  # the mask-free object, in the input's format and geometry
+    found = runner.find_object(labels, record, options.objects)
+    volume_io.write_label_volume(
+        out / "objects" / f"{record.case_id}{volume_io.label_suffix(case.image_path)}",
+        found.mask.astype(np.uint8), geometry)
+    row.update(object_reason=found.reason, object_seconds=round(found.seconds, 4),
+               object_fraction=round(float(found.mask.mean()), 5))
+  row.update(runner.score_labels(labels, record, None if found is None else found.mask))
   results.write_case(out, row)
   return row
 
