@@ -73,6 +73,8 @@ flags.DEFINE_integer("min_labels", Config.min_labels, "Early stop at this many l
 flags.DEFINE_bool("early_stop", Config.early_stop, "Stop each image at min_labels.")
 flags.DEFINE_integer("n_channels", Config.n_channels, "Network channels (max clusters).")
 flags.DEFINE_integer("n_conv", Config.n_conv, "3x3 conv blocks.")
+flags.DEFINE_enum("padding", Config.padding, ["zeros", "reflect"],
+                  "Border handling of the 3x3 convolutions: zeros (published) or reflect.")
 _WEIGHTS = dict(Config().loss_weights)
 flags.DEFINE_float("w_ce", _WEIGHTS["cross_entropy"], "Weight of L_ce.")
 flags.DEFINE_float("w_ss", _WEIGHTS["sparse_spatial"], "Weight of L_ss.")
@@ -136,7 +138,7 @@ def config_from_flags() -> Config:
   return Config(
       n_channels=FLAGS.n_channels, n_conv=FLAGS.n_conv, learning_rate=FLAGS.lr,
       momentum=FLAGS.momentum, iterations=FLAGS.iterations, min_labels=FLAGS.min_labels,
-      early_stop=FLAGS.early_stop,
+      early_stop=FLAGS.early_stop, padding=FLAGS.padding,
       loss_weights=(("cross_entropy", FLAGS.w_ce), ("sparse_spatial", FLAGS.w_ss),
                     ("context_consistency", FLAGS.w_cc)))
 

@@ -64,3 +64,19 @@ def test_batch_norm_uses_the_images_own_statistics():
   s = np.asarray(network.apply(params, img, cfg))
   np.testing.assert_allclose(s.mean((0, 1)), 0.0, atol=1e-5)
   np.testing.assert_allclose(s.var((0, 1)), 1.0, rtol=1e-3)
+
+
+def test_reflect_padding_is_a_convolution_of_the_mirrored_image():
+  from sgscn_jax.core import conv
+  x = jax.random.normal(jax.random.key(1), (7, 9, 3))
+  kernel = jax.random.normal(jax.random.key(2), (3, 3, 3, 4))
+  layer = network.SpatialConv(4, 3, "reflect")
+  params = {"params": {"kernel": kernel, "bias": jnp.zeros(4)}}
+  mirrored = jnp.pad(x, [(1, 1), (1, 1), (0, 0)], mode="reflect")
+  expected = conv.conv_same_reference(mirrored, kernel)[1:-1, 1:-1]
+  np.testing.assert_allclose(layer.apply(params, x), expected, rtol=1e-5, atol=1e-5)
+  grad = jax.grad(lambda k: jnp.sum(jnp.square(layer.apply({"params": {"kernel": k, "bias": jnp.zeros(4)}}, x))))(kernel)
+  want = jax.grad(lambda k: jnp.sum(jnp.square(conv.conv_same_reference(mirrored, k)[1:-1, 1:-1])))(kernel)
+  np.testing.assert_allclose(grad, want, rtol=1e-4, atol=1e-4)
+  with pytest.raises(ValueError, match="padding"):
+    Config(padding="wrap")

@@ -20,6 +20,9 @@ DEFAULT_LOSS_WEIGHTS: Tuple[Tuple[str, float], ...] = (
 )
 
 
+PADDINGS = ("zeros", "reflect")
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
   """Settings of the per-image optimisation.
@@ -40,6 +43,9 @@ class Config:
       `sum(weight * LOSS_TERMS[name](response, image, coordinates))`. A term with weight 0
       is not computed. Register a new term with `losses.register_loss_term`.
     bn_epsilon: BatchNorm epsilon (PyTorch's default, 1e-5).
+    padding: "zeros" (the published code: every 3x3 convolution zero-pads, which gives the
+      label maps a frame one pixel wide of clusters of their own) or "reflect" (mirrored
+      borders; `network.SpatialConv`).
   """
 
   n_channels: int = 100
@@ -51,8 +57,11 @@ class Config:
   early_stop: bool = True
   loss_weights: Tuple[Tuple[str, float], ...] = DEFAULT_LOSS_WEIGHTS
   bn_epsilon: float = 1e-5
+  padding: str = "zeros"
 
   def __post_init__(self):
+    if self.padding not in PADDINGS:
+      raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
     if self.n_channels < 2:
       raise ValueError(f"n_channels must be >= 2, got {self.n_channels}")
     if self.n_conv < 1:

@@ -38,9 +38,15 @@ def _torch_uniform(fan_in: int):
 
 
 class SpatialConv(nn.Module):
-  """Stride-1 'same' convolution with kernel size `kernel_size` along every spatial axis."""
+  """Stride-1 'same' convolution with kernel size `kernel_size` along every spatial axis.
+
+  `padding` "zeros" (the published code) or "reflect": the input is mirrored by
+  `kernel_size // 2` pixels at every face (`jnp.pad(mode="reflect")`), convolved, and the
+  inside cropped, so border pixels see image content instead of zeros.
+  """
   features: int
   kernel_size: int
+  padding: str = "zeros"
 
   @nn.compact
   def __call__(self, x):
@@ -51,6 +57,10 @@ class SpatialConv(nn.Module):
     bias = self.param("bias", _torch_uniform(fan_in), (self.features,))
     if self.kernel_size == 1:
       y = x @ kernel.reshape(c_in, self.features)  # a 1x1 conv is a matmul
+    elif self.padding == "reflect":
+      r = self.kernel_size // 2
+      y = conv.conv_same(jnp.pad(x, [(r, r)] * rank + [(0, 0)], mode="reflect"), kernel)
+      y = y[tuple(slice(r, n + r) for n in x.shape[:-1])]
     else:
       y = conv.conv_same(x, kernel)
     return y + per_channel(bias, y.ndim)
@@ -83,12 +93,13 @@ class ResponseNetwork(nn.Module):
   n_channels: int = 100
   n_conv: int = 2
   bn_epsilon: float = 1e-5
+  padding: str = "zeros"
 
   @nn.compact
   def __call__(self, image):
     h = image
     for i in range(self.n_conv):
-      h = SpatialConv(self.n_channels, 3, name=f"conv{i}")(h)
+      h = SpatialConv(self.n_channels, 3, self.padding, name=f"conv{i}")(h)
       h = nn.relu(h)
       h = ImageBatchNorm(self.bn_epsilon, name=f"bn{i}")(h)
     h = SpatialConv(self.n_channels, 1, name="conv_final")(h)
@@ -96,7 +107,7 @@ class ResponseNetwork(nn.Module):
 
 
 def _module(config: Config) -> ResponseNetwork:
-  return ResponseNetwork(config.n_channels, config.n_conv, config.bn_epsilon)
+  return ResponseNetwork(config.n_channels, config.n_conv, config.bn_epsilon, config.padding)
 
 
 def init(key: jax.Array, image_shape: tuple, config: Config) -> Params:

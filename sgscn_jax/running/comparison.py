@@ -143,7 +143,10 @@ def _same_protocol(folder: Path, config: Any, options: image_runs.RunOptions) ->
                                        "size": options.size, "bucket": options.bucket_multiple,
                                        "standardise": options.standardise,
                                        "hair_removal": options.hair_removal}))
-  old = {"config": before.get("config"), "size": before.get("options", {}).get("size"),
+  # A field added to the config later counts at its default value in an older run.
+  defaults = json.loads(files.json_text(dataclasses.asdict(type(config)())))
+  old = {"config": {**defaults, **before.get("config", {})},
+         "size": before.get("options", {}).get("size"),
          "bucket": before.get("options", {}).get("bucket_multiple"),
          "standardise": before.get("options", {}).get("standardise", False),
          "hair_removal": before.get("options", {}).get("hair_removal", False)}
