@@ -130,10 +130,11 @@ class EntryPoints:
 
   def compile_one(self, image_shape: tuple, config):
     """The compiled single-image program for `image_shape` `(*spatial, C_in)`, not run:
-    for memory analysis (`image_peak_bytes`) and timing compile separately from running."""
+    for memory analysis (`image_peak_bytes`) and timing compile separately from running.
+    Call it as `compiled(key, image, None)` (the last argument is the spacing)."""
     key = jax.eval_shape(lambda: jax.random.key(0))
     image = jax.ShapeDtypeStruct(tuple(image_shape), jnp.float32)
-    return self.one.lower(key, image, config).compile()
+    return self.one.lower(key, image, config, None).compile()
 
   def image_peak_bytes(self, image_shape: tuple, config) -> int:
     """Working memory of one image's whole run, from XLA's own buffer assignment: the
