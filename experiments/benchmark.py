@@ -39,6 +39,8 @@ import time
 from absl import app
 from absl import flags
 
+from sgscn_jax.reporting import console
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("size", "256", "Image size: N (square) or HxW.")
 flags.DEFINE_integer("channels", 3, "Input channels (1 grey, 3 RGB).")
@@ -257,4 +259,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  console.run(main)

@@ -13,6 +13,8 @@ import sys
 from absl import app
 from absl import flags
 
+from sgscn_jax.reporting import console
+
 from experiments import segment  # the shared data-set flags and case listing
 from sgscn_jax.running import rescore
 
@@ -38,4 +40,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  console.run(main)

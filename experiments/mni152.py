@@ -28,6 +28,8 @@ from pathlib import Path
 from absl import app
 from absl import flags
 
+from sgscn_jax.reporting import console
+
 FLAGS = flags.FLAGS
 METHODS = ("sgscn_3d", "sgscn_slices", "kmeans")
 flags.DEFINE_integer("resolution", 2, "Template resolution in mm (nilearn ships 1 and 2).")
@@ -186,4 +188,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  console.run(main)

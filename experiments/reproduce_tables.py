@@ -31,6 +31,8 @@ import time
 from absl import app
 from absl import flags
 
+from sgscn_jax.reporting import console
+
 from experiments import segment  # the shared data-set flags, case listing and SGSCN flags
 from sgscn_jax.running import comparison
 from sgscn_jax.running import images as image_runs
@@ -111,4 +113,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  console.run(main)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
+import time
 
 from absl import app
 from absl import flags
@@ -33,6 +34,7 @@ import jax
 
 from sgscn_jax import Config, registry
 from sgscn_jax.core import sharding
+from sgscn_jax.reporting import console
 from sgscn_jax.data.datasets import DATASETS, list_dataset, object_prior
 from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.running import distributed
@@ -211,16 +213,18 @@ def run_volumes(name: str, config) -> int:
   except memory.MemoryBudgetError as e:
     print(f"error: {e}", file=sys.stderr)
     return 3
-  return report_result(options.out_dir, result.failures)
+  return report_result(options.out_dir, result)
 
 
-def report_result(out_dir: str, failures) -> int:
-  """Prints the run's summary; exit status 1 if any case failed (listed in failures.csv)."""
+def report_result(out_dir: str, result) -> int:
+  """Prints the run's summary and the closing block; exit status 1 if any case failed
+  (listed in failures.csv)."""
   print(open(f"{out_dir}/summary.md").read())
-  if failures:
-    print(f"{len(failures)} case(s) failed: see {out_dir}/failures.csv", file=sys.stderr)
-    return 1
-  return 0
+  print(console.closing_block(result.summary, out_dir, time.perf_counter() - _START[0]))
+  return 1 if result.failures else 0
+
+
+_START = [time.perf_counter()]
 
 
 def team_from_flags():
@@ -232,6 +236,7 @@ def team_from_flags():
 
 
 def main(argv):
+  _START[0] = time.perf_counter()
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   team = team_from_flags()  # before any JAX computation
@@ -274,8 +279,8 @@ def main(argv):
     print(f"process {team.index}: share done ({len(result.rows)} finished, "
           f"{len(result.failures)} failed); process 0 writes the summary", file=sys.stderr)
     return 1 if result.failures else 0
-  return report_result(options.out_dir, result.failures)
+  return report_result(options.out_dir, result)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  console.run(main)

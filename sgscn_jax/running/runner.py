@@ -222,10 +222,11 @@ def execute(cases: Sequence[Case], driver: Driver, config, *,
   recorder = Recorder(bar, failures)
   try:
     driver.run(pending, recorder)
-  except KeyboardInterrupt:
+  except KeyboardInterrupt as e:
     bar.close()
     print(f"\ninterrupted: finished cases are saved in {out}; rerun the same command to "
           "finish the rest", file=sys.stderr)
+    e.reported = True  # the command line adds no second line (reporting.console)
     if team is None:
       write_failures(out, failures)
     raise

@@ -1,0 +1,79 @@
+"""The command line's conventions: quiet by default, usage errors exit 2, Ctrl-C exits 130
+with one line and keeps every finished case, and a closing block says what was found."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import write_lesion_folder
+
+from sgscn_jax.reporting import console
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--iterations=2", "--n_channels=8", "--size=native", "--batch_size=1"]
+
+
+def _segment(*flags, **kw):
+  return subprocess.run([sys.executable, "-m", "experiments.segment", *flags], cwd=ROOT,
+                        env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                        text=True, timeout=600, **kw)
+
+
+def test_usage_errors_exit_2_and_name_the_problem():
+  bad_value = _segment("--dataset=nope")
+  assert bad_value.returncode == 2 and "nope" in bad_value.stderr
+  extra = _segment("stray_argument")
+  assert extra.returncode == 2 and "unexpected arguments: ['stray_argument']" in extra.stderr
+  missing = _segment("--dataset=ph2")
+  assert missing.returncode == 2 and "--dataset ph2 needs --data_dir" in missing.stderr
+
+
+def test_a_run_is_quiet_and_ends_with_the_closing_block(tmp_path):
+  write_lesion_folder(tmp_path / "data", n=2)
+  proc = _segment("--dataset=folder", f"--images={tmp_path / 'data' / 'images'}",
+                  f"--masks={tmp_path / 'data' / 'masks'}", f"--out_dir={tmp_path / 'out'}", *TINY)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "Unable to initialize backend" not in proc.stderr and " xla_bridge.py" not in proc.stderr
+  tail = proc.stdout.strip().splitlines()[-3:]
+  assert tail[0].startswith("done: 2 of 2 cases (0 failed) in ")
+  assert tail[1].startswith("mean DSC: paper ") and ", object " in tail[1]
+  assert tail[2] == f"summary: {tmp_path / 'out'}/summary.md"
+
+
+def test_ctrl_c_exits_130_with_one_line_and_keeps_finished_cases(tmp_path):
+  write_lesion_folder(tmp_path / "data", n=6)
+  out = tmp_path / "out"
+  flags = ["--dataset=folder", f"--images={tmp_path / 'data' / 'images'}",
+           f"--masks={tmp_path / 'data' / 'masks'}", f"--out_dir={out}", *TINY]
+  proc = subprocess.Popen([sys.executable, "-m", "experiments.segment", *flags], cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  while not list((out / "cases").glob("*.json")) and time.time() < deadline:
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGINT)
+  _, stderr = proc.communicate(timeout=300)
+  done = sorted(p.stem for p in (out / "cases").glob("*.json"))
+  if len(done) == 6:  # the run finished before the signal arrived: nothing to interrupt
+    assert proc.returncode == 0
+    return
+  assert proc.returncode == 130, stderr[-2000:]
+  assert "Traceback" not in stderr
+  interrupted = [line for line in stderr.splitlines() if "interrupted" in line]
+  assert interrupted == [f"interrupted: finished cases are saved in {out}; rerun the same "
+                         "command to finish the rest"]
+  assert done and all(json.loads((out / "cases" / f"{c}.json").read_text())["case_id"] == c
+                      for c in done)
+  again = _segment(*flags)  # the rerun finishes the rest
+  assert again.returncode == 0 and f"resuming: {len(done)} of 6" in again.stderr
+
+
+def test_closing_block_without_masks_has_no_scores():
+  text = console.closing_block({"finished": 3, "cases": 4, "failed": 1, "metrics": {}},
+                               "runs/x", 12.3)
+  assert "done: 3 of 4 cases (1 failed) in 12 s -> runs/x" in text
+  assert "mean DSC" not in text and "failed cases: runs/x/failures.csv" in text
