@@ -77,3 +77,27 @@ def test_closing_block_without_masks_has_no_scores():
                                "runs/x", 12.3)
   assert "done: 3 of 4 cases (1 failed) in 12 s -> runs/x" in text
   assert "mean DSC" not in text and "failed cases: runs/x/failures.csv" in text
+
+
+def test_an_empty_mask_is_warned_recorded_and_kept_out_of_the_means(tmp_path):
+  import imageio.v3 as iio
+  import numpy as np
+  write_lesion_folder(tmp_path / "data", n=3)
+  mask = tmp_path / "data" / "masks" / "case1.png"
+  iio.imwrite(mask, np.zeros_like(iio.imread(mask)))
+  out = tmp_path / "out"
+  proc = _segment("--dataset=folder", f"--images={tmp_path / 'data' / 'images'}",
+                  f"--masks={tmp_path / 'data' / 'masks'}", f"--out_dir={out}", *TINY)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert f"warning: case1: the mask {mask} is empty" in proc.stderr
+  assert "RuntimeWarning" not in proc.stderr
+  rows = {p.stem: json.loads(p.read_text()) for p in (out / "cases").glob("*.json")}
+  assert rows["case1"]["empty_mask"] is True and "empty_mask" not in rows["case0"]
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["empty_masks"] == ["case1"]
+  dice = summary["metrics"]["largest_overlap.dice"]
+  assert dice["n"] == 2 and np.isclose(dice["mean"], np.mean(
+      [rows[c]["largest_overlap.dice"] for c in ("case0", "case2")]))
+  assert all(np.isfinite(summary["metrics"][f"largest_overlap.{m}"]["mean"])
+             for m in ("xor", "hd95"))
+  assert "Empty ground truth in 1 case(s) (case1)" in (out / "summary.md").read_text()

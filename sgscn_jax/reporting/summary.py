@@ -57,6 +57,9 @@ def run_markdown(summary: Mapping[str, Any]) -> str:
              f"method {summary['method']}, seed {summary['seed']}."]
     if hd is not None:
       notes.append(f"HD95 ({unit}): {hd['mean']:.1f} ± {hd['std']:.1f}.")
+    if summary.get("empty_masks"):
+      notes.append(f"Empty ground truth in {len(summary['empty_masks'])} case(s) "
+                   f"({', '.join(summary['empty_masks'][:5])}): {summary['empty_mask_rule']}.")
     parts.append(summary_markdown(
         stats, title=f"{summary['method']}, {protocols.PROTOCOL_NAMES[rule]}", notes=notes))
   if not parts:

@@ -104,6 +104,7 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
   for key in ("diagnosis", "diagnosis_name", "hair_fraction"):
     if record.extra.get(key) is not None:
       row[key] = record.extra[key]
+  runner.check_mask(record, item.case, row)
   _add_scores(row, labels, record, found)
   results.write_case(out, row)
   return row

@@ -157,7 +157,8 @@ def summarise(rows: Sequence[Mapping[str, Any]], metric_names: Sequence[str], *,
 
   For metric `m` with finite-or-infinite values `x_1..x_n` (NaN, empty and missing
   values are dropped and counted in `n_nan`): `mean = sum x_i / n`,
-  `std = sqrt(sum (x_i - mean)^2 / (n - ddof))`. With no value, mean and std are NaN.
+  `std = sqrt(sum (x_i - mean)^2 / (n - ddof))`. With no value, mean and std are NaN;
+  with an infinite value the mean is infinite and the std NaN (no warning).
 
   Returns:
     `{metric: {"mean", "std", "n", "n_nan"}}` in the order of `metric_names`.
@@ -172,6 +173,7 @@ def summarise(rows: Sequence[Mapping[str, Any]], metric_names: Sequence[str], *,
     ok = x[~np.isnan(x)]
     n = int(ok.size)
     mean = float(ok.mean()) if n else math.nan
-    std = float(ok.std(ddof=ddof)) if n > ddof else math.nan
+    with np.errstate(invalid="ignore"):  # an infinite value (e.g. XOR/I with TP = 0): std NaN
+      std = float(ok.std(ddof=ddof)) if n > ddof else math.nan
     summary[name] = {"mean": mean, "std": std, "n": n, "n_nan": int(x.size - n)}
   return summary

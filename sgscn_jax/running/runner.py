@@ -153,17 +153,34 @@ def write_history(path: Path, history) -> None:
 
 
 def metric_summary(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-  """Mean, std, n of every `<rule>.<metric>` column present in `rows`."""
+  """Mean, std, n of every `<rule>.<metric>` column present in `rows`, over the cases whose
+  ground truth has a foreground (an empty mask's scores stay in its row, apart)."""
+  scored = [r for r in rows if not r.get("empty_mask")]
   columns = [f"{key}.{m}" for key in protocols.PROTOCOLS for m in SUMMARY_METRICS]
-  present = [c for c in columns if any(c in r for r in rows)]
-  return results.summarise(rows, present) if present else {}
+  present = [c for c in columns if any(c in r for r in scored)]
+  return results.summarise(scored, present) if present else {}
+
+
+EMPTY_MASK_RULE = ("cases whose ground-truth mask is empty are scored in their rows (both "
+                   "empty: perfect; a prediction against an empty mask: DSC 0, XOR and HD95 "
+                   "inf) and left out of the means")
+
+
+def check_mask(record: Record, case: Case, row: Dict[str, Any]) -> None:
+  """Marks (and warns about) a case whose mask has no foreground pixel."""
+  if record.mask is not None and not np.any(record.mask):
+    row["empty_mask"] = True
+    print(f"\nwarning: {case.case_id}: the mask {case.mask_path} is empty (no foreground "
+          "pixel); its scores are kept in its row and left out of the means", file=sys.stderr)
 
 
 def summarise_run(rows: Sequence[Dict[str, Any]], config, options, n_cases: int,
                   n_failed: int) -> Dict[str, Any]:
   """The deterministic summary of a run: depends only on the finished cases' rows."""
   stats = results.summarise(rows, ["iterations", "n_labels", "seconds"])
+  empty = sorted(r["case_id"] for r in rows if r.get("empty_mask"))
   return {
+      "empty_masks": empty, "empty_mask_rule": EMPTY_MASK_RULE,
       "method": options.method_name,
       "config": dataclasses.asdict(config),
       "options": dataclasses.asdict(options) | {"out_dir": None},

@@ -154,6 +154,7 @@ def _finish(record: Record, case: Case, seg, plan: memory.Plan, work_shape, seco
         found.mask.astype(np.uint8), geometry)
     row.update(object_reason=found.reason, object_seconds=round(found.seconds, 4),
                object_fraction=round(float(found.mask.mean()), 5))
+  runner.check_mask(record, case, row)
   row.update(runner.score_labels(labels, record, None if found is None else found.mask))
   results.write_case(out, row)
   return row
