@@ -101,3 +101,33 @@ def test_an_empty_mask_is_warned_recorded_and_kept_out_of_the_means(tmp_path):
   assert all(np.isfinite(summary["metrics"][f"largest_overlap.{m}"]["mean"])
              for m in ("xor", "hd95"))
   assert "Empty ground truth in 1 case(s) (case1)" in (out / "summary.md").read_text()
+
+
+def test_a_huge_image_is_refused_for_its_real_reason(tmp_path, monkeypatch):
+  import imageio.v3 as iio
+  import numpy as np
+  import PIL.Image
+  import pytest
+  from sgscn_jax.data import image_io
+  from sgscn_jax.data.decode import ImageReadError
+  path = tmp_path / "huge.png"
+  iio.imwrite(path, np.zeros((64, 64), np.uint8))
+  monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 100)  # 4096 pixels > 2 x the limit
+  with pytest.raises(ImageReadError, match="huge.png.*cause: DecompressionBombError: Image size"):
+    image_io.read_image(path)
+
+
+def test_files_that_are_not_images_are_named_with_the_accepted_extensions(tmp_path):
+  write_lesion_folder(tmp_path / "data", n=2)
+  (tmp_path / "data" / "images" / "notes.txt").write_text("not an image")
+  proc = _segment("--dataset=folder", f"--images={tmp_path / 'data' / 'images'}",
+                  f"--out_dir={tmp_path / 'out'}", *TINY)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "skipping 1 file(s)" in proc.stderr and "notes.txt" in proc.stderr
+  assert ".png" in proc.stderr and ".tif" in proc.stderr
+  only_text = tmp_path / "text"
+  only_text.mkdir()
+  (only_text / "a.txt").write_text("x")
+  proc = _segment("--dataset=folder", f"--images={only_text}", f"--out_dir={tmp_path / 'o2'}")
+  assert proc.returncode == 2
+  assert "no image cases found" in proc.stderr and "accepted extensions: .png" in proc.stderr

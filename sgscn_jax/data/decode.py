@@ -62,8 +62,17 @@ def check_file(path: PathLike) -> Path:
 
 
 def first_line(error: BaseException) -> str:
-  text = str(error).strip().splitlines()
-  return f"{type(error).__name__}: {text[0] if text else ''}"
+  """`Type: first line of the message`, followed by the chain's root cause when there is
+  one (a plugin's generic error often hides the real reason, e.g. Pillow's
+  DecompressionBombError behind imageio's "error initializing plugin pillow")."""
+  def line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
+  root, seen = error, {id(error)}
+  while (root.__cause__ or root.__context__) is not None and id(root.__cause__ or root.__context__) not in seen:
+    root = root.__cause__ or root.__context__
+    seen.add(id(root))
+  return line(error) if root is error else f"{line(error)}; cause: {line(root)}"
 
 
 def tiff_series(path: Path) -> tuple[np.ndarray, str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from pathlib import Path
 
 from sgscn_jax.data.datasets import Case, Record, finish, load_record, require_dir
@@ -66,8 +67,17 @@ def list_cases(data_dir: str | os.PathLike, images_dir: str | os.PathLike | None
     masks = root / "masks" if (root / "masks").is_dir() else None
   else:
     masks = require_dir(root / masks_dir, "mask folder")
-  files = sorted(p for p in images.iterdir() if p.is_file() and not p.name.startswith(".")
-                 and p.suffix.lower() in IMAGE_SUFFIXES)
+  visible = sorted(p for p in images.iterdir() if p.is_file() and not p.name.startswith("."))
+  files = [p for p in visible if p.suffix.lower() in IMAGE_SUFFIXES]
+  skipped = [p.name for p in visible if p.suffix.lower() not in IMAGE_SUFFIXES]
+  accepted = ", ".join(IMAGE_SUFFIXES)
+  if skipped:
+    print(f"skipping {len(skipped)} file(s) in {os.fspath(images)} that are not images "
+          f"({', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}); accepted: "
+          f"{accepted}", file=sys.stderr)
+  if not files:
+    raise ValueError(f"no image cases found in {os.fspath(images)!r} (accepted extensions: "
+                     f"{accepted})")
   pairs = {p: (None if masks is None else _mask_of(p, masks, mask_pattern)) for p in files}
   taken = {m.resolve() for m in pairs.values() if m is not None}
   cases = []
