@@ -80,7 +80,7 @@ def main(argv):
   functions = comparison.method_functions(comparison.FAST_COMPILE if FLAGS.quick else None)
   out_dir = FLAGS.out_dir or f"runs/tables_{FLAGS.dataset}" + ("_quick" if FLAGS.quick else "")
   options = image_runs.RunOptions(out_dir=out_dir, size=segment.parse_size(FLAGS.size, FLAGS.dataset),
-                                bucket_multiple=FLAGS.bucket, batch_size=FLAGS.batch_size,
+                                bucket_multiple=FLAGS.bucket, batch_size=segment.batch_size_from_flags(),
                                 montage_cases=FLAGS.montage, standardise=FLAGS.standardise,
                                 objects=segment.objects_from_flags(),
                                 hair_removal=FLAGS.hair_removal)

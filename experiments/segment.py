@@ -62,7 +62,9 @@ flags.DEFINE_string("size", "auto",
                     "Working size: 'native', an int (long side), 'HxW', or 'auto' "
                     "(native for demo, 256 otherwise).")
 flags.DEFINE_integer("bucket", 16, "Working shapes are rounded to multiples of this.")
-flags.DEFINE_integer("batch_size", 4, "Images per vmapped batch.")
+flags.DEFINE_integer("batch_size", 0, "Images per batch (one compiled call); 0: 1 on CPU, "
+                     "where images run one after the other anyway and the progress bar then "
+                     "moves per image, 4 on accelerators.")
 flags.DEFINE_bool("standardise", False,
                   "2D images: feed each working image standardised (zero mean, unit variance "
                   "per channel) instead of [0, 1], as volumes always are. Off: the paper.")
@@ -188,6 +190,16 @@ def objects_from_flags():
   return ObjectConfig(**fields)
 
 
+def batch_size_from_flags() -> int:
+  """--batch_size, or for 0: 1 on CPU (sequential batching: no speed to gain from larger
+  batches, and the progress bar moves per image), 4 on accelerators."""
+  if FLAGS.batch_size < 0:
+    raise app.UsageError(f"--batch_size must be >= 0, got {FLAGS.batch_size}")
+  if FLAGS.batch_size:
+    return FLAGS.batch_size
+  return 1 if jax.default_backend() == "cpu" else 4
+
+
 def parse_spacing(text):
   return None if text is None else tuple(float(v) for v in text.split(","))
 
@@ -254,8 +266,8 @@ def main(argv):
   mesh = sharding.batch_mesh() if FLAGS.shard and jax.local_device_count() > 1 else None
   if mesh is not None:
     method = functools.partial(method, mesh=mesh)
-  batch_size = sharding.round_up_batch(FLAGS.batch_size, mesh)
-  if batch_size != FLAGS.batch_size:
+  batch_size = sharding.round_up_batch(batch_size_from_flags(), mesh)
+  if batch_size != batch_size_from_flags():
     print(f"batch size {FLAGS.batch_size} -> {batch_size} (a multiple of {mesh.size} devices)",
           file=sys.stderr)
   options = image_runs.RunOptions(

@@ -101,6 +101,8 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
       "iterations": int(seg_i.iterations), "n_labels": int(seg_i.n_labels),
       "finite": bool(seg_i.finite), "seconds": round(seconds + item.load_seconds, 3),
   }
+  norm = record.extra.get("normalisation") or {}
+  row["intensity"] = "; ".join(str(norm[k]) for k in ("channels", "rule") if norm.get(k))
   for key in ("diagnosis", "diagnosis_name", "hair_fraction"):
     if record.extra.get(key) is not None:
       row[key] = record.extra[key]
