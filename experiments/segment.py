@@ -284,7 +284,7 @@ def main(argv):
   try:
     result = image_runs.run_dataset(cases, load, config, options, method=method,
                                   run_info=run_info, team=team)
-  except distributed.IncompleteRun as e:
+  except (distributed.IncompleteRun, memory.MemoryBudgetError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 3
   if team is not None and not team.leader:

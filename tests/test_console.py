@@ -131,3 +131,14 @@ def test_files_that_are_not_images_are_named_with_the_accepted_extensions(tmp_pa
   proc = _segment("--dataset=folder", f"--images={only_text}", f"--out_dir={tmp_path / 'o2'}")
   assert proc.returncode == 2
   assert "no image cases found" in proc.stderr and "accepted extensions: .png" in proc.stderr
+
+
+def test_a_working_size_that_cannot_fit_is_refused_before_anything_runs(tmp_path):
+  write_lesion_folder(tmp_path / "data", n=2)
+  out = tmp_path / "out"
+  proc = _segment("--dataset=folder", f"--images={tmp_path / 'data' / 'images'}",
+                  f"--out_dir={out}", "--size=30000", "--iterations=1")
+  assert proc.returncode == 3, proc.stderr[-2000:]
+  assert "refusing to start: working size 22496x30000 with 100 channels needs about" in proc.stderr
+  assert "Sizes that would fit: --size " in proc.stderr
+  assert not (out / "cases").exists() and not (out / "labels").exists()

@@ -83,7 +83,7 @@ def deal(costs: Sequence[float], n: int) -> List[int]:
   return owners
 
 
-def _native_shape(case: Case) -> Optional[tuple]:
+def native_shape(case: Case) -> Optional[tuple]:
   """`(H, W)` of a case's image from its header (no pixel decoded), or None."""
   if "shape" in case.extra:  # generated cases (demo) carry their shape
     return tuple(case.extra["shape"])[:2]
@@ -107,7 +107,7 @@ def case_cost(case: Case, size: Any = None, bucket_multiple: int = 16) -> int:
   The optimisation's time is proportional to these pixels (every iteration is a few
   convolutions over the whole image), so balancing them balances the processes.
   """
-  shape = _native_shape(case)
+  shape = native_shape(case)
   if shape is None:
     return 1
   h, w = resize.bucket_shape(resize.working_shape(shape, size), bucket_multiple)

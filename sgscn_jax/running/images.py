@@ -34,6 +34,7 @@ from sgscn_jax.data.datasets import Case, Record
 from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.reporting import overlays
 from sgscn_jax.running import distributed, results, runner
+from sgscn_jax.volume import memory
 from sgscn_jax.running.runner import (RunResult, case_key, json_text, metric_summary,  # noqa: F401
                                       score_labels, summarise_run, versions)
 
@@ -135,6 +136,46 @@ def _add_scores(row: Dict[str, Any], labels: np.ndarray, record: Record,
   row.update(score_labels(labels, record, None if found is None else found.mask))
 
 
+SIZES = (2048, 1536, 1024, 768, 512, 384, 256, 192, 128, 64)
+
+
+def check_memory(pending: Sequence[Case], config, options: RunOptions) -> None:
+  """Refuses, before anything runs, an SGSCN working size whose estimated peak memory
+  (`volume.memory.estimate_bytes`, the calibrated model, for one image: on CPU the images
+  of a batch run one after the other, on accelerators they are chunked to free memory) is
+  over `memory.SAFETY` x the memory available; the error names the sizes that would fit.
+  Only SGSCN's network is modelled; other methods are not checked."""
+  if not isinstance(config, Config):
+    return
+  budget = int(memory.SAFETY * memory.available_bytes())
+  estimate = lambda h, w: memory.estimate_bytes((1, h, w), 3, config.n_channels, mode="slices",
+                                                n_conv=config.n_conv)
+  seen = set()
+  for case in pending:
+    native = distributed.native_shape(case)
+    if native is None:
+      continue
+    work = resize.bucket_shape(resize.working_shape(native, options.size), options.bucket_multiple)
+    if work in seen:
+      continue
+    seen.add(work)
+    need = estimate(*work)
+    if need <= budget:
+      continue
+    fits = []
+    for size in SIZES:
+      shape = resize.bucket_shape(resize.working_shape(native, size), options.bucket_multiple)
+      if estimate(*shape) <= budget:
+        fits.append(f"--size {size} ({shape[0]}x{shape[1]}, ~{estimate(*shape) / 1e9:.1f} GB)")
+      if len(fits) == 2:
+        break
+    raise memory.MemoryBudgetError(
+        f"{case.case_id} ({case.image_path}): refusing to start: working size "
+        f"{work[0]}x{work[1]} with {config.n_channels} channels needs about "
+        f"{need / 1e9:.1f} GB, over the {budget / 1e9:.1f} GB memory budget. Sizes that "
+        f"would fit: {'; '.join(fits) if fits else 'none of ' + str(SIZES)}")
+
+
 def without_hair(load: Callable[[Case], Record]) -> Callable[[Case], Record]:
   """`load` followed by `hair.remove_hair` on the image; the hair mask's share of the image
   is kept in `Record.extra["hair_fraction"]`."""
@@ -190,8 +231,10 @@ class ImageDriver:
     return distributed.case_cost(case, self.options.size, self.options.bucket_multiple)
 
   def prepare(self, cases, pending, failures) -> Dict[str, Any]:
-    """Finished cases scored before a protocol existed (no `paper_fill` or, with objects
-    on, no `object` columns) are brought up to date from their saved label maps."""
+    """Refuses a working size that cannot fit in memory (`check_memory`), before anything
+    runs; finished cases scored before a protocol existed (no `paper_fill` or, with
+    objects on, no `object` columns) are brought up to date from their saved label maps."""
+    check_memory(pending, self.config, self.options)
     done = [c for c in cases if c.case_id not in {p.case_id for p in pending}]
     upgraded = complete_protocols(done, self.load, self.options)
     return {"upgraded_cases": upgraded} if upgraded else {}
