@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import sys
 import time
 
@@ -232,7 +233,9 @@ def report_result(out_dir: str, result) -> int:
   """Prints the run's summary and the closing block; exit status 1 if any case failed
   (listed in failures.csv)."""
   print(open(f"{out_dir}/summary.md").read())
-  print(console.closing_block(result.summary, out_dir, time.perf_counter() - _START[0]))
+  report = f"{out_dir}/report.html"
+  print(console.closing_block(result.summary, out_dir, time.perf_counter() - _START[0],
+                              report if os.path.exists(report) else None))
   return 1 if result.failures else 0
 
 

@@ -41,7 +41,8 @@ def test_a_run_is_quiet_and_ends_with_the_closing_block(tmp_path):
   tail = proc.stdout.strip().splitlines()[-3:]
   assert tail[0].startswith("done: 2 of 2 cases (0 failed) in ")
   assert tail[1].startswith("mean DSC: paper ") and ", object " in tail[1]
-  assert tail[2] == f"summary: {tmp_path / 'out'}/summary.md"
+  assert tail[2] == (f"summary: {tmp_path / 'out'}/summary.md; "
+                     f"report: {tmp_path / 'out'}/report.html")
 
 
 def test_ctrl_c_exits_130_with_one_line_and_keeps_finished_cases(tmp_path):

@@ -34,7 +34,7 @@ import numpy as np
 from sgscn_jax.data import files
 from sgscn_jax.data.datasets import Case, Record
 from sgscn_jax.evaluation import objects, protocols, selection
-from sgscn_jax.reporting import progress, summary as summary_md
+from sgscn_jax.reporting import html_report, progress, summary as summary_md
 from sgscn_jax.running import distributed, results
 
 SUMMARY_METRICS = ("dice", "jaccard", "xor", "hammoude", "xor_over_intersection",
@@ -262,4 +262,5 @@ def execute(cases: Sequence[Case], driver: Driver, config, *,
   files.write_json(out / "summary.json", summary)
   files.atomic_write_bytes(out / "summary.md", summary_md.run_markdown(summary).encode())
   driver.finish(cases)
+  html_report.write_report(out, summary, rows, info)
   return RunResult(rows, failures, summary)
