@@ -13,7 +13,7 @@ generates) into runs/demo:
 Several devices in one process: each batch is sharded over them (`--shard`, on by default).
 Several processes (`--distributed`, or the explicit `--coordinator_address`,
 `--num_processes`, `--process_id`): each segments its share into the same `--out_dir` and
-process 0 writes the merged summary; see the README's "Running on many devices and machines".
+process 0 writes the merged summary; see docs/DISTRIBUTED.md.
 
 This file only turns flags into a `Config` and `RunOptions`; the work is
 `sgscn_jax.image_runs.run_dataset`. Exit status 1 if any case failed (see failures.csv),
