@@ -143,3 +143,20 @@ def test_a_working_size_that_cannot_fit_is_refused_before_anything_runs(tmp_path
   assert "refusing to start: working size 22496x30000 with 100 channels needs about" in proc.stderr
   assert "Sizes that would fit: --size " in proc.stderr
   assert not (out / "cases").exists() and not (out / "labels").exists()
+
+
+def test_a_huge_image_through_the_command_line_fails_alone_with_its_cause(tmp_path):
+  import imageio.v3 as iio
+  import numpy as np
+  write_lesion_folder(tmp_path / "data", n=2)
+  # 13600 x 13200 = 179.5 M pixels: over twice Pillow's decompression-bomb limit
+  iio.imwrite(tmp_path / "data" / "images" / "huge.png", np.zeros((13600, 13200), np.uint8))
+  out = tmp_path / "out"
+  proc = _segment("--dataset=folder", f"--images={tmp_path / 'data' / 'images'}",
+                  f"--out_dir={out}", "--iterations=2", "--n_channels=8")
+  assert proc.returncode == 1, proc.stderr[-2000:]
+  failures = (out / "failures.csv").read_text()
+  assert "huge" in failures and "huge.png" in failures and "DecompressionBombError" in failures
+  rows = {p.stem: json.loads(p.read_text()) for p in (out / "cases").glob("*.json")}
+  assert sorted(rows) == ["case0", "case1"]
+  assert all(r["intensity"] == "rgb; uint8 / 255" for r in rows.values())
