@@ -43,6 +43,10 @@ def test_a_run_is_quiet_and_ends_with_the_closing_block(tmp_path):
   assert tail[1].startswith("mean DSC: paper ") and ", object " in tail[1]
   assert tail[2] == (f"summary: {tmp_path / 'out'}/summary.md; "
                      f"report: {tmp_path / 'out'}/report.html")
+  summary_md = (tmp_path / "out" / "summary.md").read_text()
+  for name in ("paper", "paper+fill", "object", "central"):   # each protocol once
+    assert summary_md.count(f"### sgscn, {name}\n") == 1, name
+  assert summary_md.count("Iterations ") == 1
 
 
 def test_ctrl_c_exits_130_with_one_line_and_keeps_finished_cases(tmp_path):
