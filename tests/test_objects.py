@@ -3,9 +3,8 @@
 Each synthetic case is a label map plus the image it was painted from (one colour per
 cluster); the truth is used only to score the result, never passed to the step.
 
-Timing (2-core build machine under load, best of 5 runs; `test_timing` prints both):
-`extract_object` on a 256 x 256 map with 12 clusters, default lesion config: 14-21 ms
-(opening and labelling dominate); `region_hierarchy` at 256 x 256, K = 15: 5-6 ms.
+No timing here (speed is measured by `studies/object_step.py`, which prints the object
+step's seconds per image: 0.06-0.09 s on PH2 and the lung CT slices, docs/OBJECTS.md).
 """
 
 from __future__ import annotations
@@ -17,7 +16,9 @@ import pytest
 
 pytest.importorskip("skimage")
 
-from sgscn_jax.evaluation import objects  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+from sgscn_jax.evaluation import hierarchy, regions  # noqa: E402
 from sgscn_jax.evaluation.objects import ObjectConfig, extract_object  # noqa: E402
 
 SKIN, RING, CORE = (0.85, 0.7, 0.6), (0.5, 0.35, 0.3), (0.25, 0.15, 0.1)
@@ -42,7 +43,7 @@ def _paint(labels, colours, noise=0.0, seed=0):
 def _framed(labels, frame_id):
   """`labels` with a one-pixel frame of its own cluster `frame_id` (as the CNN gives)."""
   out = labels.copy()
-  out[objects.border_ring(labels.shape)] = frame_id
+  out[regions.border_ring(labels.shape)] = frame_id
   return out
 
 
@@ -177,7 +178,7 @@ def test_lungs_inside_the_body(lung_id):
   result = extract_object(_framed(labels, 3), image, ObjectConfig(profile="lungs"))
   assert _dsc(result.mask, lungs) > 0.9
   assert 0 in result.foreground_ids
-  _, n = objects.ndimage.label(result.mask)
+  _, n = ndimage.label(result.mask)
   assert n == 2
 
 
@@ -216,7 +217,7 @@ def test_hierarchy_is_nested_down_to_two(shape, k):
   labels = _voronoi(shape, k, seed=1) * 3 + 5  # ids need not be 0..K-1
   rng = np.random.default_rng(2)
   image = _paint(labels // 3 - 1, rng.uniform(0, 1, (k, 3)))
-  levels = objects.region_hierarchy(labels, image)
+  levels = hierarchy.region_hierarchy(labels, image)
   counts = [len(np.unique(lv)) for lv in levels]
   assert counts == list(range(k, 1, -1))
   assert all(int(lv.max()) + 1 == c for lv, c in zip(levels, counts))
@@ -224,27 +225,27 @@ def test_hierarchy_is_nested_down_to_two(shape, k):
   assert len(set(zip(labels.ravel(), levels[0].ravel()))) == k
   for fine, coarse in zip(levels, levels[1:]):
     assert len(set(zip(fine.ravel(), coarse.ravel()))) == len(np.unique(fine))
-  assert objects.level(levels, 3) is levels[-2]
-  assert objects.level(levels, 1) is levels[-1] and objects.level(levels, 99) is levels[0]
+  assert hierarchy.level(levels, 3) is levels[-2]
+  assert hierarchy.level(levels, 1) is levels[-1] and hierarchy.level(levels, 99) is levels[0]
 
 
 def test_hierarchy_merges_closest_adjacent_pair():
   # stripes A(0.0) B(0.5) C(0.05): A and C are closest but not adjacent -> B+C first
   labels = np.repeat(np.repeat([[7, 3, 9]], 4, 0), 4, 1)
   image = _paint(np.searchsorted([3, 7, 9], labels), [(0.5,), (0.0,), (0.05,)])
-  levels = objects.region_hierarchy(labels, image)
+  levels = hierarchy.region_hierarchy(labels, image)
   assert [lv[0, ::4].tolist() for lv in levels] == [[0, 1, 2], [0, 1, 1]]
 
 
 def test_hierarchy_merge_order_and_disconnected_graph():
   # A(0) B(0.1) C(0.5) D(0.55) in a row: C+D, then A+B
   labels = np.repeat(np.arange(4)[None], 3, 0)
-  levels = objects.region_hierarchy(labels, _paint(labels, [(0.0,), (0.1,), (0.5,), (0.55,)]))
+  levels = hierarchy.region_hierarchy(labels, _paint(labels, [(0.0,), (0.1,), (0.5,), (0.55,)]))
   assert [lv[0].tolist() for lv in levels] == [[0, 1, 2, 3], [0, 1, 2, 2], [0, 0, 1, 1]]
   # ignored columns (-1) cut every adjacency: the closest non-adjacent pair merges
   labels = np.array([[0, -1, 1, -1, 2]] * 3)
   image = _paint(np.maximum(labels, 0), [(0.0,), (0.2,), (1.0,)])
-  levels = objects.region_hierarchy(labels, image)
+  levels = hierarchy.region_hierarchy(labels, image)
   assert levels[-1][0].tolist() == [0, -1, 0, -1, 1]
 
 
@@ -257,7 +258,7 @@ def test_cluster_statistics_match_numpy():
   labels[7:, :] = 9
   rng = np.random.default_rng(0)
   image = rng.uniform(0, 1, (10, 12, 3))
-  stats = objects.cluster_statistics(labels, image, frame=0)
+  stats = hierarchy.cluster_statistics(labels, image, frame=0)
   assert stats.ids.tolist() == [0, 4, 9]
   ring = np.zeros((10, 12), bool)
   ring[[0, -1]] = ring[:, [0, -1]] = True
@@ -277,9 +278,9 @@ def test_cluster_statistics_match_numpy():
   np.testing.assert_allclose(stats.contrast[0], np.linalg.norm(stats.mean[0] - around))
   assert stats.border_contact[1] == 0 and stats.border_contact.sum() == pytest.approx(1)
   # a frame cluster vanishes and border contact is read just inside it
-  framed = objects.cluster_statistics(_framed(labels, 5), image, frame=1)
+  framed = hierarchy.cluster_statistics(_framed(labels, 5), image, frame=1)
   assert framed.ids.tolist() == [0, 4, 9]
-  inner = objects.border_ring((10, 12), 1)
+  inner = regions.border_ring((10, 12), 1)
   expected = [(labels[inner] == i).mean() for i in (0, 4, 9)]
   np.testing.assert_allclose(framed.border_contact, expected)
 
@@ -287,9 +288,9 @@ def test_cluster_statistics_match_numpy():
 def test_compactness_in_2d_and_3d():
   labels = _disc((64, 64), (31.5, 31.5), 20).astype(int)
   labels[5, 2:60] = 2  # a thin line
-  stats = objects.cluster_statistics(labels, np.zeros((64, 64)), frame=0)
+  stats = hierarchy.cluster_statistics(labels, np.zeros((64, 64)), frame=0)
   assert stats.compactness[1] > 0.9 and stats.compactness[2] < 0.3
-  stats3 = objects.cluster_statistics(np.zeros((4, 4, 4), int), np.zeros((4, 4, 4)), frame=0)
+  stats3 = hierarchy.cluster_statistics(np.zeros((4, 4, 4), int), np.zeros((4, 4, 4)), frame=0)
   assert np.isnan(stats3.compactness).all() and stats3.size.tolist() == [1.0]
 
 
@@ -298,7 +299,7 @@ def test_compactness_in_2d_and_3d():
 
 def test_fill_frame_copies_the_nearest_interior_label():
   labels = np.arange(30).reshape(5, 6)
-  filled = objects.fill_frame(_framed(labels, 99), 1)
+  filled = regions.fill_frame(_framed(labels, 99), 1)
   assert filled[0, 0] == labels[1, 1] and filled[0, 3] == labels[1, 3]
   assert filled[4, 5] == labels[3, 4] and filled[2, 5] == labels[2, 4]
   assert np.array_equal(filled[1:-1, 1:-1], labels[1:-1, 1:-1])
@@ -306,33 +307,33 @@ def test_fill_frame_copies_the_nearest_interior_label():
 
 def test_fill_holes_and_opening():
   ring = _disc((32, 32), (16, 16), 10) & ~_disc((32, 32), (16, 16), 4)
-  assert np.array_equal(objects.fill_holes(ring), _disc((32, 32), (16, 16), 10))
+  assert np.array_equal(regions.fill_holes(ring), _disc((32, 32), (16, 16), 10))
   half = np.zeros((32, 32), bool)
   half[:, :10] = True
   half[16, 10:] = True  # a thin spur
   expected = half & (np.arange(32) < 10)
   expected[16, 10] = True  # covered by the disk centred at (16, 8), inside the block
-  assert np.array_equal(objects.open_mask(half, 2), expected)
+  assert np.array_equal(regions.open_mask(half, 2), expected)
 
 
 def test_central_component_prefers_centre_over_border():
   mask = _disc((64, 64), (31.5, 31.5), 8) | _disc((64, 64), (0, 0), 20)
-  central = objects.central_component(mask)
+  central = regions.central_component(mask)
   assert np.array_equal(central, _disc((64, 64), (31.5, 31.5), 8))
   # without the border penalty the larger corner blob wins on area * exp(-4 d)
-  assert central.sum() < objects.central_component(mask, 0.0, 1.0).sum()
-  assert not objects.central_component(np.zeros((8, 8), bool)).any()
+  assert central.sum() < regions.central_component(mask, 0.0, 1.0).sum()
+  assert not regions.central_component(np.zeros((8, 8), bool)).any()
 
 
 def test_border_and_size_filters():
   mask = np.zeros((20, 20), bool)
   mask[0:4, 5:9] = mask[8:12, 8:12] = mask[15:17, 2:3] = True
-  inner = objects.drop_border_components(mask)
+  inner = regions.drop_border_components(mask)
   assert inner.sum() == 18 and inner[8:12, 8:12].all()
-  largest = objects.largest_components(mask, 2, min_fraction=0.0)
+  largest = regions.largest_components(mask, 2, min_fraction=0.0)
   assert largest.sum() == 32 and not largest[15:17, 2].any()
-  assert objects.largest_components(mask, 2, min_fraction=0.05).sum() == 0
-  assert objects.drop_small_components(mask, 5).sum() == 32
+  assert regions.largest_components(mask, 2, min_fraction=0.05).sum() == 0
+  assert regions.drop_small_components(mask, 5).sum() == 32
 
 
 # -------------------------------------------------------------- invariance and timing
@@ -345,7 +346,7 @@ def test_permuting_label_ids_keeps_the_object(profile):
     labels = np.where(truth, 1, 0)
     labels[_disc((64, 64), (31.5, 31.5), 9)] = 2
     labels = _framed(labels, 3)
-    image = _paint(objects.fill_frame(labels), [SKIN, RING, CORE], noise=0.02)
+    image = _paint(regions.fill_frame(labels), [SKIN, RING, CORE], noise=0.02)
   else:
     labels, image, _ = _ct(lung_id=2)
   config = ObjectConfig(profile=profile)
@@ -364,19 +365,6 @@ def _best_time(fn, repeats=5):
     fn()
     times.append(time.perf_counter() - start)
   return min(times)
-
-
-def test_timing():
-  labels = _voronoi((256, 256), 15, seed=3)
-  image = _paint(labels, np.random.default_rng(4).uniform(0, 1, (15, 3)))
-  hierarchy = _best_time(lambda: objects.region_hierarchy(labels, image))
-  labels12 = _voronoi((256, 256), 11, seed=5)
-  labels12[_disc((256, 256), (127.5, 127.5), 40)] = 11
-  image12 = _paint(labels12, np.random.default_rng(6).uniform(0, 1, (12, 3)))
-  step = _best_time(lambda: extract_object(labels12, image12))
-  print(f"region_hierarchy 256x256 K=15: {hierarchy * 1e3:.1f} ms; "
-        f"extract_object 256x256 K=12: {step * 1e3:.1f} ms")
-  assert hierarchy < 0.05 and step < 0.2
 
 
 def test_config_is_checked():
