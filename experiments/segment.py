@@ -75,7 +75,14 @@ flags.DEFINE_integer("iterations", Config.iterations, "Maximum iterations per im
 flags.DEFINE_float("lr", Config.learning_rate, "SGD learning rate.")
 flags.DEFINE_float("momentum", Config.momentum, "SGD momentum.")
 flags.DEFINE_integer("min_labels", Config.min_labels, "Early stop at this many labels.")
-flags.DEFINE_bool("early_stop", Config.early_stop, "Stop each image at min_labels.")
+flags.DEFINE_bool("early_stop", Config.early_stop, "Stop each image by --stop_rule (else run "
+                  "--iterations).")
+flags.DEFINE_enum("stop_rule", Config.stop_rule, ["min_labels", "stable", "either"],
+                  "min_labels (published): stop at --min_labels labels; stable: stop once at "
+                  "most --stable_fraction of the pixels change label for --stable_iterations "
+                  "iterations in a row; either: the first of the two.")
+flags.DEFINE_float("stable_fraction", Config.stable_fraction, "See --stop_rule.")
+flags.DEFINE_integer("stable_iterations", Config.stable_iterations, "See --stop_rule.")
 flags.DEFINE_integer("n_channels", Config.n_channels, "Network channels (max clusters).")
 flags.DEFINE_integer("n_conv", Config.n_conv, "3x3 conv blocks.")
 flags.DEFINE_enum("padding", Config.padding, ["zeros", "reflect"],
@@ -143,7 +150,8 @@ def config_from_flags() -> Config:
   return Config(
       n_channels=FLAGS.n_channels, n_conv=FLAGS.n_conv, learning_rate=FLAGS.lr,
       momentum=FLAGS.momentum, iterations=FLAGS.iterations, min_labels=FLAGS.min_labels,
-      early_stop=FLAGS.early_stop, padding=FLAGS.padding,
+      early_stop=FLAGS.early_stop, padding=FLAGS.padding, stop_rule=FLAGS.stop_rule,
+      stable_fraction=FLAGS.stable_fraction, stable_iterations=FLAGS.stable_iterations,
       loss_weights=(("cross_entropy", FLAGS.w_ce), ("sparse_spatial", FLAGS.w_ss),
                     ("context_consistency", FLAGS.w_cc)))
 

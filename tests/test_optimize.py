@@ -1,5 +1,7 @@
 """The per-image loop and its vmapped batch."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 from sgscn_jax import (Config, image_keys, python_loop, register_loss_term, segment_batch,
                        segment_image, segment_one)
 from sgscn_jax.core import batching as _batching
+from sgscn_jax.core.loop import STOP_REASONS
 
 SMALL = Config(n_channels=16, iterations=6, early_stop=False)
 
@@ -217,3 +220,53 @@ def test_auto_chunk_size_follows_the_memory_budget():
   for budget, expected in ((10 * per_image, 3), (2 * per_image, 1), (3 * per_image, 2), (0, 1)):
     assert _batching.auto_chunk_size((20, 24, 3), 3, SMALL, budget_bytes=budget) == expected
   assert _batching.available_bytes() > 0
+
+
+STABLE = Config(n_channels=8, iterations=30, stop_rule="stable", stable_fraction=0.02,
+                stable_iterations=2)
+
+
+def test_stable_rule_stops_when_labels_stop_changing():
+  """With no learning the labels never change: one iteration to have a previous argmax,
+  then `stable_iterations` calm ones. A fraction of 0 on a learning run is never met."""
+  frozen = dataclasses.replace(STABLE, learning_rate=0.0, momentum=0.0)
+  r = segment_one(jax.random.key(0), _image(0, (16, 16, 3)), frozen)
+  assert int(r.iterations) == 1 + frozen.stable_iterations
+  assert STOP_REASONS[int(r.stop_reason)] == "stable"
+  np.testing.assert_array_equal(np.asarray(r.history.changed)[:3], [1.0, 0.0, 0.0])
+  never = dataclasses.replace(STABLE, stable_fraction=0.0, stable_iterations=1, iterations=6)
+  r = segment_one(jax.random.key(0), np.random.default_rng(0).uniform(size=(16, 16, 3)).astype(
+      np.float32), never)
+  changed = np.asarray(r.history.changed)
+  assert int(r.iterations) == 6 and STOP_REASONS[int(r.stop_reason)] == "cap"
+  assert np.all(changed > 0)  # it kept changing, so it kept going
+
+
+@pytest.mark.parametrize("batching", ["vmap", "sequential"])
+def test_stable_rule_lanes_stop_independently(batching):
+  two_regions = np.zeros((16, 16, 3), np.float32)
+  two_regions[:8] = 0.9
+  two_regions[8:] = 0.1
+  noise = np.random.default_rng(0).uniform(size=(16, 16, 3)).astype(np.float32)
+  images, keys = np.stack([two_regions, noise]), image_keys(3, 2)
+  batch = segment_batch(keys, images, STABLE, batching=batching)
+  stops = []
+  for i in range(2):
+    one = segment_one(keys[i], images[i], STABLE)
+    assert int(batch.iterations[i]) == int(one.iterations)
+    assert int(batch.stop_reason[i]) == int(one.stop_reason)
+    changed = np.asarray(one.history.changed)[:int(one.iterations)]
+    calm = changed <= STABLE.stable_fraction
+    if STOP_REASONS[int(one.stop_reason)] == "stable":  # the last two iterations were calm
+      assert calm[-2:].all() and not (calm[:-1] & np.roll(calm, -1)[:-1])[:-1].any()
+    stops.append(int(one.iterations))
+  assert stops[0] != stops[1], stops
+
+
+def test_published_rule_reports_why_it_stopped():
+  early = Config(n_channels=8, iterations=40, min_labels=6)
+  r = segment_one(jax.random.key(1), _image(1), early)
+  assert STOP_REASONS[int(r.stop_reason)] == ("min_labels" if int(r.iterations) < 40 else "cap")
+  assert r.history.changed is None  # the published rule carries nothing more
+  r = segment_one(jax.random.key(1), _image(1), SMALL)
+  assert STOP_REASONS[int(r.stop_reason)] == "cap"

@@ -21,6 +21,7 @@ DEFAULT_LOSS_WEIGHTS: Tuple[Tuple[str, float], ...] = (
 
 
 PADDINGS = ("zeros", "reflect")
+STOP_RULES = ("min_labels", "stable", "either")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +44,13 @@ class Config:
       `sum(weight * LOSS_TERMS[name](response, image, coordinates))`. A term with weight 0
       is not computed. Register a new term with `losses.register_loss_term`.
     bn_epsilon: BatchNorm epsilon (PyTorch's default, 1e-5).
+    stop_rule: with `early_stop`, when an image stops: "min_labels" (the published code:
+      the pre-update argmax has at most `min_labels` labels), "stable" (the paper's "until
+      the clustering is stable": the share of pixels whose pre-update argmax changed since
+      the previous iteration is at most `stable_fraction` for `stable_iterations`
+      consecutive iterations) or "either" (whichever fires first). `iterations` is the cap.
+    stable_fraction: see `stop_rule`.
+    stable_iterations: see `stop_rule`.
     padding: "zeros" (the published code: every 3x3 convolution zero-pads, which gives the
       label maps a frame one pixel wide of clusters of their own) or "reflect" (mirrored
       borders; `network.SpatialConv`).
@@ -58,8 +66,15 @@ class Config:
   loss_weights: Tuple[Tuple[str, float], ...] = DEFAULT_LOSS_WEIGHTS
   bn_epsilon: float = 1e-5
   padding: str = "zeros"
+  stop_rule: str = "min_labels"
+  stable_fraction: float = 0.01
+  stable_iterations: int = 3
 
   def __post_init__(self):
+    if self.stop_rule not in STOP_RULES:
+      raise ValueError(f"stop_rule must be one of {STOP_RULES}, got {self.stop_rule!r}")
+    if not 0 <= self.stable_fraction <= 1 or self.stable_iterations < 1:
+      raise ValueError("stable_fraction must lie in [0, 1] and stable_iterations be >= 1")
     if self.padding not in PADDINGS:
       raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
     if self.n_channels < 2:

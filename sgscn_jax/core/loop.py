@@ -37,11 +37,17 @@ from sgscn_jax.core.config import Config
 MAX_INPUT_CHANNELS = 16
 
 
+# Why an image stopped (`Segmentation.stop_reason`).
+STOP_REASONS = ("cap", "min_labels", "stable", "non_finite")
+
+
 class History(NamedTuple):
   """Per-iteration record; entries after the last iteration run are NaN (or -1)."""
   total: jax.Array              # [T] float32, weighted total loss
   terms: Dict[str, jax.Array]   # name -> [T] float32, each unweighted loss term
   n_labels: jax.Array           # [T] int32, distinct labels of the pre-update argmax
+  changed: Optional[jax.Array] = None  # [T] float32, share of pixels whose pre-update
+                                       # argmax changed (the "stable" rules only)
 
 
 class LoopState(NamedTuple):
@@ -51,6 +57,9 @@ class LoopState(NamedTuple):
   stopped: jax.Array            # [] bool, no further update for this image
   finite: jax.Array             # [] bool, False once the loss or a gradient was not finite
   history: History
+  previous: Optional[jax.Array] = None  # [*spatial] int32, last pre-update argmax ("stable")
+  calm: Optional[jax.Array] = None      # [] int32, consecutive calm iterations ("stable")
+  reason: Optional[jax.Array] = None    # [] int32, index into STOP_REASONS ("stable")
 
 
 class Segmentation(NamedTuple):
@@ -60,6 +69,7 @@ class Segmentation(NamedTuple):
   iterations: jax.Array         # [] int32, updates applied (a non-finite one is not)
   finite: jax.Array             # [] bool, False if the run stopped on a non-finite loss
   history: History
+  stop_reason: Optional[jax.Array] = None  # [] int32, index into STOP_REASONS
 
 
 def check_image(image, *, name: str = "image") -> None:
@@ -129,16 +139,29 @@ def _update_step(state: LoopState, image, coordinates, config: Config) -> LoopSt
   finite = jnp.isfinite(total) & jnp.all(jnp.stack(
       [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
   stopped = ~finite
-  if config.early_stop:
-    stopped = stopped | (n_labels <= config.min_labels)
-
   i = state.step
+  extra = {}
+  if state.previous is None:  # the published rule alone: the state carries nothing more
+    if config.early_stop:
+      stopped = stopped | (n_labels <= config.min_labels)
+    changed_history = None
+  else:
+    changed = jnp.mean((labels != state.previous).astype(jnp.float32))
+    calm = jnp.where(changed <= config.stable_fraction, state.calm + 1, 0).astype(jnp.int32)
+    fired_min = (n_labels <= config.min_labels) & (config.stop_rule == "either")
+    fired_stable = calm >= config.stable_iterations
+    stopped = stopped | fired_min | fired_stable
+    reason = jnp.where(fired_min, 1, jnp.where(fired_stable, 2, state.reason)).astype(jnp.int32)
+    extra = {"previous": labels.astype(jnp.int32), "calm": calm, "reason": reason}
+    changed_history = state.history.changed.at[i].set(changed)
+
   history = History(
       total=state.history.total.at[i].set(total),
       terms={n: state.history.terms[n].at[i].set(v) for n, v in terms.items()},
-      n_labels=state.history.n_labels.at[i].set(n_labels))
-  applied = LoopState(i + 1, params, opt_state, stopped, finite, history)
-  rejected = LoopState(i, state.params, state.opt_state, jnp.array(True), jnp.array(False), history)
+      n_labels=state.history.n_labels.at[i].set(n_labels), changed=changed_history)
+  applied = LoopState(i + 1, params, opt_state, stopped, finite, history, **extra)
+  rejected = LoopState(i, state.params, state.opt_state, jnp.array(True), jnp.array(False),
+                       history, state.previous, state.calm, state.reason)
   new = _tree_select(finite, applied, rejected)
   # An image that had already stopped (a frozen lane of a fixed-length batch) keeps its state.
   return _tree_select(state.stopped, state, new)
@@ -148,10 +171,15 @@ def _initial_state(key, image, config: Config) -> LoopState:
   params = network.init(key, image.shape, config)
   t = config.iterations
   nan = jnp.full((t,), jnp.nan, jnp.float32)
+  stable = config.early_stop and config.stop_rule != "min_labels"
   history = History(total=nan, terms={n: nan for n, _ in config.active_terms},
-                    n_labels=jnp.full((t,), -1, jnp.int32))
+                    n_labels=jnp.full((t,), -1, jnp.int32), changed=nan if stable else None)
+  extra = {}
+  if stable:  # the previous argmax (none yet: -1 everywhere), calm count, stop reason (cap)
+    extra = {"previous": jnp.full(image.shape[:-1], -1, jnp.int32),
+             "calm": jnp.array(0, jnp.int32), "reason": jnp.array(0, jnp.int32)}
   return LoopState(jnp.array(0, jnp.int32), params, _optimizer(config).init(params),
-                   jnp.array(False), jnp.array(True), history)
+                   jnp.array(False), jnp.array(True), history, **extra)
 
 
 # `loop_fn(cond_fun, body_fun, init_state) -> state`, the signature of `lax.while_loop`.
@@ -196,8 +224,14 @@ def segment_image(key, image, config: Config, spacing=None, *,
   response = network.apply(state.params, image, config)
   chex.assert_shape(response, image.shape[:-1] + (config.n_channels,))
   labels, k = renumber(losses.cluster_labels(response), config.n_channels)
+  # Why it stopped: after the loop, from the state (the published rule carries nothing).
+  if state.reason is not None:
+    rule = state.reason
+  else:
+    rule = jnp.where(state.stopped & (state.step < config.iterations) & config.early_stop, 1, 0)
+  reason = jnp.where(state.finite, rule, 3).astype(jnp.int32)
   # `step` counts applied updates; a rejected (non-finite) one is in the history only.
-  return Segmentation(labels, k, state.step, state.finite, state.history)
+  return Segmentation(labels, k, state.step, state.finite, state.history, reason)
 
 
 def as_key(key) -> jax.Array:

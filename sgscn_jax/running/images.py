@@ -28,7 +28,7 @@ import numpy as np
 
 from sgscn_jax.core.batching import segment_batch
 from sgscn_jax.core.config import Config
-from sgscn_jax.core.loop import check_image
+from sgscn_jax.core.loop import STOP_REASONS, check_image
 from sgscn_jax.data import decode, files, hair, resize
 from sgscn_jax.data.datasets import Case, Record
 from sgscn_jax.evaluation.objects import ObjectConfig
@@ -102,6 +102,8 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
       "iterations": int(seg_i.iterations), "n_labels": int(seg_i.n_labels),
       "finite": bool(seg_i.finite), "seconds": round(seconds + item.load_seconds, 3),
   }
+  if getattr(seg_i, "stop_reason", None) is not None:
+    row["stop_reason"] = STOP_REASONS[int(seg_i.stop_reason)]
   norm = record.extra.get("normalisation") or {}
   row["intensity"] = "; ".join(str(norm[k]) for k in ("channels", "rule") if norm.get(k))
   for key in ("diagnosis", "diagnosis_name", "hair_fraction"):

@@ -139,8 +139,12 @@ def overlay_prediction(labels, record: Record, rule: str) -> np.ndarray:
 
 
 def write_history(path: Path, history) -> None:
+  """history/<case>.csv: iteration, total, each term, n_labels (and, under the "stable"
+  stopping rules, `changed`: the share of pixels whose pre-update argmax changed)."""
   names = sorted(history.terms)
-  lines = ["iteration,total," + ",".join(names) + ",n_labels"]
+  changed = None if getattr(history, "changed", None) is None else np.asarray(history.changed)
+  lines = ["iteration,total," + ",".join(names) + ",n_labels"
+           + ("" if changed is None else ",changed")]
   n = np.asarray(history.n_labels)
   total = np.asarray(history.total)
   terms = {k: np.asarray(v) for k, v in history.terms.items()}
@@ -148,7 +152,8 @@ def write_history(path: Path, history) -> None:
     if n[i] < 0 and math.isnan(total[i]):
       break
     lines.append(",".join([str(i), repr(float(total[i]))]
-                          + [repr(float(terms[k][i])) for k in names] + [str(int(n[i]))]))
+                          + [repr(float(terms[k][i])) for k in names] + [str(int(n[i]))]
+                          + ([] if changed is None else [repr(float(changed[i]))])))
   files.atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 

@@ -34,6 +34,7 @@ import jax
 import numpy as np
 
 from sgscn_jax import registry, volume
+from sgscn_jax.core.loop import STOP_REASONS
 from sgscn_jax.data import files, resize, volume_io
 from sgscn_jax.data.datasets import Case, Record
 from sgscn_jax.evaluation import selection
@@ -146,6 +147,8 @@ def _finish(record: Record, case: Case, seg, plan: memory.Plan, work_shape, seco
       "iterations": int(seg.iterations), "n_labels": int(seg.n_labels),
       "finite": bool(seg.finite), "seconds": round(seconds, 3),
   }
+  if getattr(seg, "stop_reason", None) is not None and np.ndim(seg.stop_reason) == 0:
+    row["stop_reason"] = STOP_REASONS[int(seg.stop_reason)]
   found = None
   if options.objects is not None:  # the mask-free object, in the input's format and geometry
     found = runner.find_object(labels, record, options.objects)
