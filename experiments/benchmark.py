@@ -36,7 +36,6 @@ import subprocess
 import sys
 import time
 
-from absl import app
 from absl import flags
 
 from sgscn_jax.reporting import console

@@ -5,9 +5,7 @@ import html
 import html.parser
 import shutil
 import subprocess
-from pathlib import Path
 
-import jax
 import pytest
 from conftest import write_lesion_folder
 
