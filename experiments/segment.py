@@ -102,6 +102,8 @@ flags.DEFINE_enum("object_polarity", None, ["auto", "dark", "bright"],
                   "Which side of the region hierarchy is the object (default: the data set's).")
 flags.DEFINE_integer("regions", None, "The hierarchy level (number of regions) the object is "
                      "found at (default 2, the coarsest).")
+flags.DEFINE_integer("seeds_per_image", 1, "Run each image with this many seeds in one batch and "
+                     "fuse them: a consensus label map and an agreement map (uncertainty/).")
 flags.DEFINE_bool("hair_removal", False, "Remove dark hairs (DullRazor-style) from every image "
                   "before segmenting it (dermoscopy; off by default: docs/OBJECTS.md).")
 flags.DEFINE_integer("demo_n", 4, "demo: number of synthetic images.")
@@ -287,7 +289,8 @@ def main(argv):
       size=parse_size(FLAGS.size, FLAGS.dataset), bucket_multiple=FLAGS.bucket,
       batch_size=batch_size, seed=FLAGS.seed, overlay_rule=FLAGS.selection,
       montage_cases=FLAGS.montage, method_name=name, standardise=FLAGS.standardise,
-      objects=objects_from_flags(), hair_removal=FLAGS.hair_removal)
+      objects=objects_from_flags(), hair_removal=FLAGS.hair_removal,
+      seeds_per_image=FLAGS.seeds_per_image)
   print(f"{len(cases)} cases -> {options.out_dir}", file=sys.stderr)
   run_info = {"argv": sys.argv, "dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir,
               "processes": 1 if team is None else team.count,

@@ -31,6 +31,7 @@ from sgscn_jax.core.config import Config
 from sgscn_jax.core.loop import STOP_REASONS, check_image
 from sgscn_jax.data import decode, files, hair, resize
 from sgscn_jax.data.datasets import Case, Record
+from sgscn_jax.evaluation import consensus
 from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.reporting import overlays
 from sgscn_jax.running import distributed, results, runner
@@ -65,6 +66,9 @@ class RunOptions:
       line removal and inpainting, at the image's own resolution) before anything else:
       the method, the object step, overlays and montage all see the cleaned image. Off by
       default (measured: docs/OBJECTS.md).
+    seeds_per_image: E > 1 runs each image with E keys (`seed_key`) in the same batch and
+      fuses the E label maps (`evaluation.consensus`): the consensus is the case's label
+      map, and `uncertainty/<id>.png` its per-pixel agreement (255 = all seeds agree).
   """
   out_dir: str
   size: Any = None
@@ -77,6 +81,7 @@ class RunOptions:
   standardise: bool = False
   objects: Optional[ObjectConfig] = None
   hair_removal: bool = False
+  seeds_per_image: int = 1
 
 
 class Pending(NamedTuple):
@@ -104,6 +109,11 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
   }
   if getattr(seg_i, "stop_reason", None) is not None:
     row["stop_reason"] = STOP_REASONS[int(seg_i.stop_reason)]
+  if getattr(seg_i, "agreement", None) is not None:  # E seeds fused: where they disagree
+    agreement = resize.labels_to_shape(np.round(255 * seg_i.agreement).astype(np.int32),
+                                       record.image.shape[:2]).astype(np.uint8)
+    files.write_png(out / "uncertainty" / f"{record.case_id}.png", agreement)
+    row.update(seeds=options.seeds_per_image, agreement_mean=round(float(seg_i.agreement.mean()), 5))
   norm = record.extra.get("normalisation") or {}
   row["intensity"] = "; ".join(str(norm[k]) for k in ("channels", "rule") if norm.get(k))
   for key in ("diagnosis", "diagnosis_name", "hair_fraction"):
@@ -219,6 +229,33 @@ def _index(seg, i):
   return jax.tree.map(lambda a: a[i], seg)
 
 
+def seed_key(seed: int, case_id: str, index: int, count: int):
+  """The key of seed `index` of `count` for one case: the case's own key when `count` is 1
+  (so a single-seed run is today's run), else `fold_in(case_key, index)`."""
+  key = case_key(seed, case_id)
+  return key if count == 1 else jax.random.fold_in(key, index)
+
+
+class Fused(NamedTuple):
+  """One case's result from E seeds: the consensus labels and agreement; the run statistics
+  (iterations, history, stop reason) of the first seed; finite only if every seed was."""
+  labels: np.ndarray
+  n_labels: int
+  iterations: int
+  finite: bool
+  history: Any
+  stop_reason: Any
+  agreement: np.ndarray
+
+
+def _fuse(seg) -> Fused:
+  fused = consensus.consensus(np.asarray(seg.labels))
+  first = _index(seg, 0)
+  return Fused(fused.labels, int(fused.labels.max()) + 1, int(first.iterations),
+               bool(np.all(seg.finite)), first.history, getattr(first, "stop_reason", None),
+               fused.agreement)
+
+
 class ImageDriver:
   """2D images in bucketed batches: one `method` call per full bucket queue."""
 
@@ -270,10 +307,11 @@ class ImageDriver:
     items = self.queues.pop(shape, [])
     if not items:
       return
-    n, b = len(items), self.options.batch_size
-    images = np.stack([it.work for it in items] + [items[-1].work] * (b - n))
+    n, b, e = len(items), self.options.batch_size, self.options.seeds_per_image
+    works = [it.work for it in items] + [items[-1].work] * (b - n)
     ids = [it.case.case_id for it in items] + [items[-1].case.case_id] * (b - n)
-    keys = jax.numpy.stack([case_key(self.options.seed, i) for i in ids])
+    images = np.stack([w for w in works for _ in range(e)])
+    keys = jax.numpy.stack([seed_key(self.options.seed, i, s, e) for i in ids for s in range(e)])
     t = time.perf_counter()
     try:
       seg = jax.block_until_ready(self.method(keys, images, self.config))
@@ -285,7 +323,8 @@ class ImageDriver:
     seg = jax.device_get(seg)
     for i, it in enumerate(items):
       try:
-        row = _finish_case(it, _index(seg, i), seconds, self.options)
+        one = _index(seg, i) if e == 1 else _fuse(jax.tree.map(lambda a: a[i * e:(i + 1) * e], seg))
+        row = _finish_case(it, one, seconds, self.options)
       except Exception as e:  # noqa: BLE001
         traceback.print_exc()
         self.recorder.fail(it.case, e)
