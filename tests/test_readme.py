@@ -40,6 +40,7 @@ def test_readme_python_example_runs():
   from sgscn_jax.data import synthetic
   image = synthetic.lesion_image(0, (24, 32))[0]
   small = Config(n_channels=8, iterations=2)
-  namespace = {"image": image, "images": np.stack([image] * 8)}
-  code = code.replace("Config()", "SMALL")  # the example's settings, at test size
+  namespace = {"image": image, "images": np.stack([image] * 2)}
+  # the example's settings and batch, at test size
+  code = code.replace("Config()", "SMALL").replace("image_keys(0, 8)", "image_keys(0, 2)")
   exec(compile(code, "README.md", "exec"), dict(namespace, SMALL=small))  # noqa: S102
