@@ -54,9 +54,12 @@ def test_runs_with_several_seeds_per_image_write_the_agreement(tmp_path):
   single = image_runs.run_dataset(cases, folder.load_case, config, image_runs.RunOptions(
       out_dir=str(tmp_path / "one"), batch_size=1, montage_cases=0))
   fused = image_runs.run_dataset(cases, folder.load_case, config, image_runs.RunOptions(
-      out_dir=str(tmp_path / "three"), batch_size=1, montage_cases=0, seeds_per_image=3))
+      out_dir=str(tmp_path / "three"), batch_size=1, montage_cases=2, seeds_per_image=3))
   for row in fused.rows:
     assert row["seeds"] == 3 and 1 / 3 <= row["agreement_mean"] <= 1
     assert (tmp_path / "three" / "uncertainty" / f"{row['case_id']}.png").is_file()
   assert not (tmp_path / "one" / "uncertainty").exists()
+  import imageio.v3 as iio
+  width = iio.imread(tmp_path / "three" / "montage.png").shape[1]
+  assert width == 5 * 32 + 4 * 4 + 2 * 4   # five 32-pixel panels: the agreement is the last
   assert all("agreement_mean" not in r for r in single.rows)

@@ -180,8 +180,7 @@ def _text_height() -> int:
     return 0
 
 
-MontageRow = Tuple[str, np.ndarray, Optional[np.ndarray], Optional[np.ndarray],
-                   Optional[np.ndarray]]
+MontageRow = Tuple  # (title, image, gt, pred, labels[, agreement]); see `montage`
 
 
 def montage(rows: Sequence[MontageRow], *, panel_height: Optional[int] = None,
@@ -199,8 +198,10 @@ def montage(rows: Sequence[MontageRow], *, panel_height: Optional[int] = None,
   if Pillow can draw text; otherwise no text is drawn.
 
   Args:
-    rows: `(title, image, gt, pred, labels)` per case; image `[H, W, C]` as in
-      `overlay`, gt / pred bool `[H, W]`, labels int `[H, W]`, each may be None but image.
+    rows: `(title, image, gt, pred, labels)` per case, optionally with a sixth entry
+      `agreement` (uint8 `[H, W]`, 255 = every seed agrees: shown in grey in a last column);
+      image `[H, W, C]` as in `overlay`, gt / pred bool `[H, W]`, labels int `[H, W]`, each
+      may be None but image.
     panel_height: common panel height in pixels, or None for native sizes.
     gap: pixels between panels and between rows.
     outlines: draw the prediction / ground-truth outlines on the image panel.
@@ -213,10 +214,12 @@ def montage(rows: Sequence[MontageRow], *, panel_height: Optional[int] = None,
   if not rows:
     raise ValueError("montage needs at least one row")
   with_labels = any(r[4] is not None for r in rows)
+  with_agreement = any(len(r) > 5 and r[5] is not None for r in rows)
   headers = ["image", "ground truth", prediction_header] + (["labels"] if with_labels else [])
+  headers += ["seed agreement"] if with_agreement else []
   line = _text_height()
   built = []
-  for title, image, gt, pred, labels in rows:
+  for title, image, gt, pred, labels, *more in rows:
     img = to_rgb_uint8(image)
     if outlines:  # Drawn at the panel's final size, so that they stay 1 px wide.
       if panel_height:
@@ -229,6 +232,10 @@ def montage(rows: Sequence[MontageRow], *, panel_height: Optional[int] = None,
               (_agreement(pred, gt) if pred is not None else blank, False)]
     if with_labels:
       panels.append((label_colours(labels) if labels is not None else blank, False))
+    if with_agreement:
+      agreement = more[0] if more else None
+      panels.append((np.repeat(np.asarray(agreement, np.uint8)[..., None], 3, -1)
+                     if agreement is not None else blank, False))
     if panel_height:
       panels = [(_resize(p, int(panel_height), s), s) for p, s in panels]
     if len({p.shape[0] for p, _ in panels}) > 1:

@@ -356,7 +356,9 @@ def _montage(cases: Sequence[Case], load: Callable[[Case], Record], options: Run
       protocol = options.overlay_rule
     dsc = row.get(f"{protocol}.dice")
     title = case.case_id + ("" if dsc is None or math.isnan(dsc) else f"  DSC {100 * dsc:.1f}")
-    rows.append((title, record.image, record.mask, pred, labels))
+    agreement_path = out / "uncertainty" / f"{case.case_id}.png"
+    agreement = np.asarray(iio.imread(agreement_path)) if agreement_path.exists() else None
+    rows.append((title, record.image, record.mask, pred, labels, agreement))
   if rows:
     height = min(256, max(r[1].shape[0] for r in rows))
     header = "object" if (out / "objects").is_dir() else "prediction"
