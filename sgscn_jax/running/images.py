@@ -36,8 +36,7 @@ from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.reporting import overlays
 from sgscn_jax.running import distributed, results, runner
 from sgscn_jax.volume import memory
-from sgscn_jax.running.runner import (RunResult, case_key, json_text, metric_summary,  # noqa: F401
-                                      score_labels, summarise_run, versions)
+from sgscn_jax.running.runner import RunResult, case_key
 
 Method = Callable[[jax.Array, np.ndarray, Config], Any]  # -> Segmentation-like, batched
 
@@ -120,7 +119,7 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
     if record.extra.get(key) is not None:
       row[key] = record.extra[key]
   runner.check_mask(record, item.case, row)
-  _add_scores(row, labels, record, found)
+  runner.add_scores(row, labels, record, found)
   results.write_case(out, row)
   return row
 
@@ -138,14 +137,6 @@ def _object_and_overlay(out: Path, labels: np.ndarray, record: Record,
                   overlays.overlay(record.image, pred, record.mask,
                                    obj=None if found is None else found.mask))
   return found
-
-
-def _add_scores(row: Dict[str, Any], labels: np.ndarray, record: Record,
-                found: Optional[runner.FoundObject]) -> None:
-  if found is not None:
-    row.update(object_reason=found.reason, object_seconds=round(found.seconds, 4),
-               object_fraction=round(float(found.mask.mean()), 5))
-  row.update(score_labels(labels, record, None if found is None else found.mask))
 
 
 SIZES = (2048, 1536, 1024, 768, 512, 384, 256, 192, 128, 64)
@@ -219,7 +210,7 @@ def complete_protocols(cases: Sequence[Case], load: Callable[[Case], Record],
       continue
     record = load(case)
     labels = np.asarray(iio.imread(path)).astype(np.int64)
-    _add_scores(row, labels, record, _object_and_overlay(out, labels, record, options))
+    runner.add_scores(row, labels, record, _object_and_overlay(out, labels, record, options))
     results.write_case(out, row)
     upgraded += 1
   return upgraded

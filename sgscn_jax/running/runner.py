@@ -62,9 +62,6 @@ def versions() -> Dict[str, str]:
           "python": platform.python_version()}
 
 
-json_text = files.json_text
-
-
 def failure(case: Case, error: BaseException) -> Dict[str, str]:
   """A failures.csv row: the case, its file and the first line of the error."""
   reason = f"{type(error).__name__}: {error}".splitlines()[0]
@@ -130,6 +127,15 @@ def find_object(labels: np.ndarray, record: Record, config: objects.ObjectConfig
   start = time.perf_counter()
   found = objects.extract_object(labels, record.image, config, valid=record.extra.get("valid"))
   return FoundObject(np.asarray(found.mask, bool), found.reason, time.perf_counter() - start)
+
+
+def add_scores(row: Dict[str, Any], labels: np.ndarray, record: Record,
+               found: Optional[FoundObject]) -> None:
+  """The object's fields (when there is one) and every protocol's scores, into `row`."""
+  if found is not None:
+    row.update(object_reason=found.reason, object_seconds=round(found.seconds, 4),
+               object_fraction=round(float(found.mask.mean()), 5))
+  row.update(score_labels(labels, record, None if found is None else found.mask))
 
 
 def overlay_prediction(labels, record: Record, rule: str) -> np.ndarray:

@@ -37,7 +37,6 @@ from sgscn_jax import registry, volume
 from sgscn_jax.core.loop import STOP_REASONS
 from sgscn_jax.data import files, resize, volume_io
 from sgscn_jax.data.datasets import Case, Record
-from sgscn_jax.evaluation import selection
 from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.reporting import overlays
 from sgscn_jax.running import results, runner
@@ -124,10 +123,7 @@ def _finish(record: Record, case: Case, seg, plan: memory.Plan, work_shape, seco
   volume_io.write_label_volume(
       out / "labels" / f"{record.case_id}{volume_io.label_suffix(case.image_path)}", labels, geometry)
   spacing = record.extra.get("spacing")
-  if record.mask is not None and options.overlay_rule == "largest_overlap":
-    pred = selection.select(labels, "largest_overlap", record.mask)
-  else:
-    pred = selection.select(labels, "central")
+  pred = runner.overlay_prediction(labels, record, options.overlay_rule)
   *shown, shown_spacing = volume_io.display_view(geometry, record.image, pred, record.mask,
                                                  spacing=spacing)
   files.write_png(out / "overlays" / f"{record.case_id}.png",
@@ -155,10 +151,8 @@ def _finish(record: Record, case: Case, seg, plan: memory.Plan, work_shape, seco
     volume_io.write_label_volume(
         out / "objects" / f"{record.case_id}{volume_io.label_suffix(case.image_path)}",
         found.mask.astype(np.uint8), geometry)
-    row.update(object_reason=found.reason, object_seconds=round(found.seconds, 4),
-               object_fraction=round(float(found.mask.mean()), 5))
   runner.check_mask(record, case, row)
-  row.update(runner.score_labels(labels, record, None if found is None else found.mask))
+  runner.add_scores(row, labels, record, found)
   results.write_case(out, row)
   return row
 
