@@ -35,6 +35,7 @@ import jax
 
 from sgscn_jax import Config, registry
 from sgscn_jax.core import sharding
+from sgscn_jax.core.config import parse_schedule
 from sgscn_jax.reporting import console
 from sgscn_jax.data.datasets import DATASETS, list_dataset, object_prior
 from sgscn_jax.evaluation.objects import ObjectConfig
@@ -87,6 +88,8 @@ flags.DEFINE_integer("n_channels", Config.n_channels, "Network channels (max clu
 flags.DEFINE_integer("n_conv", Config.n_conv, "3x3 conv blocks.")
 flags.DEFINE_enum("padding", Config.padding, ["zeros", "reflect"],
                   "Border handling of the 3x3 convolutions: zeros (published) or reflect.")
+flags.DEFINE_string("schedule", "", "Coarse-to-fine schedule: 'scale:n,...' runs n iterations "
+                    "at each scale first, the rest at full resolution (e.g. 0.5:30); empty: flat.")
 _WEIGHTS = dict(Config().loss_weights)
 flags.DEFINE_float("w_ce", _WEIGHTS["cross_entropy"], "Weight of L_ce.")
 flags.DEFINE_float("w_ss", _WEIGHTS["sparse_spatial"], "Weight of L_ss.")
@@ -154,6 +157,7 @@ def config_from_flags() -> Config:
       momentum=FLAGS.momentum, iterations=FLAGS.iterations, min_labels=FLAGS.min_labels,
       early_stop=FLAGS.early_stop, padding=FLAGS.padding, stop_rule=FLAGS.stop_rule,
       stable_fraction=FLAGS.stable_fraction, stable_iterations=FLAGS.stable_iterations,
+      schedule=parse_schedule(FLAGS.schedule),
       loss_weights=(("cross_entropy", FLAGS.w_ce), ("sparse_spatial", FLAGS.w_ss),
                     ("context_consistency", FLAGS.w_cc)))
 

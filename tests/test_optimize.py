@@ -270,3 +270,52 @@ def test_published_rule_reports_why_it_stopped():
   assert r.history.changed is None  # the published rule carries nothing more
   r = segment_one(jax.random.key(1), _image(1), SMALL)
   assert STOP_REASONS[int(r.stop_reason)] == "cap"
+
+
+COARSE = Config(n_channels=8, iterations=5, early_stop=False, schedule=((0.5, 3),))
+
+
+def test_schedule_coarse_stage_is_a_flat_run_on_the_resized_image():
+  """The first 3 iterations of the schedule are exactly a flat 3-iteration run on the image
+  resized to half (the parameters' shapes do not depend on the image size, so the same key
+  gives the same initial network); the full-resolution stage then continues the count."""
+  image = _image(2, (24, 32, 3))
+  coarse = jax.image.resize(image, (12, 16, 3), "linear", antialias=True)
+  flat = segment_one(jax.random.key(4), np.asarray(coarse),
+                     dataclasses.replace(COARSE, iterations=3, schedule=()))
+  staged = segment_one(jax.random.key(4), image, COARSE)
+  np.testing.assert_allclose(staged.history.total[:3], flat.history.total, rtol=1e-5)
+  assert staged.labels.shape == (24, 32) and int(staged.iterations) == 5
+  assert np.all(np.isfinite(np.asarray(staged.history.total)))
+
+
+def test_schedule_parameters_carry_across_resolutions():
+  """Each stage's loop starts from the state the previous one ended with (recorded through
+  `loop_fn`), at the stage's resolution; a fresh network would start from the initial one."""
+  entered, left = [], []
+
+  def recording_loop(cond, body, state):
+    entered.append(state)
+    state = python_loop(cond, body, state)
+    left.append(state)
+    return state
+
+  staged = dataclasses.replace(COARSE, early_stop=True, stop_rule="stable", stable_fraction=0.0)
+  segment_image(jax.random.key(0), jnp.asarray(_image(0)), staged, loop_fn=recording_loop)
+  assert [int(s.step) for s in entered] == [0, 3] and int(left[-1].step) == 5
+  assert entered[0].previous.shape == (10, 12) and entered[1].previous.shape == (20, 24)
+  for a, b in zip(jax.tree.leaves(left[0].params), jax.tree.leaves(entered[1].params)):
+    np.testing.assert_array_equal(a, b)
+  moved = [not np.array_equal(a, b) for a, b in
+           zip(jax.tree.leaves(entered[0].params), jax.tree.leaves(entered[1].params))]
+  assert any(moved)
+
+
+def test_flat_schedule_is_todays_loop_and_bad_schedules_are_refused():
+  a = segment_one(jax.random.key(3), _image(1), SMALL)
+  b = segment_one(jax.random.key(3), _image(1), dataclasses.replace(SMALL, schedule=()))
+  np.testing.assert_array_equal(a.labels, b.labels)
+  np.testing.assert_array_equal(a.history.total, b.history.total)
+  for bad in (((1.0, 2),), ((0.5, 0),), ((0.5, 6),)):
+    with pytest.raises(ValueError, match="schedule"):
+      dataclasses.replace(SMALL, schedule=bad)

@@ -54,6 +54,12 @@ class Config:
     padding: "zeros" (the published code: every 3x3 convolution zero-pads, which gives the
       label maps a frame one pixel wide of clusters of their own) or "reflect" (mirrored
       borders; `network.SpatialConv`).
+    schedule: a coarse-to-fine schedule, `((scale, n), ...)`: the first stages run `n`
+      iterations each on the image resized by `scale` (0 < scale < 1, every axis; the
+      network is fully convolutional, so parameters and optimiser state carry over), the
+      remaining `iterations - sum(n)` run at full resolution. A stage ends at its budget or
+      when the stop rule fires (the next stage then starts; only the last one ends the run).
+      Empty (the default): today's flat loop, bit for bit.
   """
 
   n_channels: int = 100
@@ -69,6 +75,7 @@ class Config:
   stop_rule: str = "min_labels"
   stable_fraction: float = 0.01
   stable_iterations: int = 3
+  schedule: Tuple[Tuple[float, int], ...] = ()
 
   def __post_init__(self):
     if self.stop_rule not in STOP_RULES:
@@ -85,6 +92,15 @@ class Config:
       raise ValueError(f"iterations must be >= 0, got {self.iterations}")
     if self.min_labels < 1:
       raise ValueError(f"min_labels must be >= 1, got {self.min_labels}")
+    schedule = tuple((float(a), int(n)) for a, n in self.schedule)
+    if any(not 0 < a < 1 or n < 1 for a, n in schedule):
+      raise ValueError(f"schedule: every stage needs 0 < scale < 1 and >= 1 iterations, "
+                       f"got {self.schedule!r}")
+    if sum(n for _, n in schedule) >= max(self.iterations, 1):
+      raise ValueError(f"schedule: the coarse stages ({sum(n for _, n in schedule)} "
+                       f"iterations) must leave at least one of the {self.iterations} "
+                       f"iterations for full resolution")
+    object.__setattr__(self, "schedule", schedule)
     # Accept a dict for convenience; store a hashable tuple.
     weights = self.loss_weights
     if isinstance(weights, dict):
@@ -105,3 +121,17 @@ class Config:
     merged = dict(self.loss_weights)
     merged.update(weights)
     return dataclasses.replace(self, loss_weights=tuple(merged.items()))
+
+
+def parse_schedule(text: str) -> Tuple[Tuple[float, int], ...]:
+  """A `Config.schedule` from its command-line form: "" (flat) or "scale:n,scale:n", e.g.
+  "0.5:30" (30 iterations at half resolution, the rest at full)."""
+  stages = []
+  for part in filter(None, (p.strip() for p in (text or "").split(","))):
+    try:
+      scale, n = part.split(":")
+      stages.append((float(scale), int(n)))
+    except ValueError:
+      raise ValueError(f"schedule: expected stages like 0.5:30 separated by commas, "
+                       f"got {part!r} in {text!r}") from None
+  return tuple(stages)

@@ -20,7 +20,7 @@ physical proportions (`losses.coordinate_grid`).
 from __future__ import annotations
 
 import functools
-from typing import Callable, Dict, NamedTuple, Optional
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -208,19 +208,25 @@ def segment_image(key, image, config: Config, spacing=None, *,
     loop_fn: None (`lax.while_loop` under early stopping, else `lax.fori_loop`, the
       compiled default), or a function with `lax.while_loop`'s signature run as the loop
       (`python_loop` runs it step by step in Python, un-jitted, with the same result).
+
+  With a `config.schedule`, the coarse stages run first on resized copies of the image
+  (`stage_shapes`), each as its own loop over the same state (parameters, optimiser state,
+  history and step count carry over); the last stage is the full-resolution one.
   """
   chex.assert_rank(image, {3, 4})
   image = image.astype(jnp.float32)
-  coordinates = losses.coordinate_grid(image.shape[:-1], spacing)
   state = _initial_state(key, image, config)
-  step = functools.partial(_update_step, image=image, coordinates=coordinates, config=config)
-  if loop_fn is not None:
-    stop_rule = (lambda s: ~s.stopped) if config.early_stop else (lambda s: True)
-    state = loop_fn(lambda s: (s.step < config.iterations) & stop_rule(s), step, state)
-  elif config.early_stop:
-    state = lax.while_loop(lambda s: (s.step < config.iterations) & ~s.stopped, step, state)
-  else:
-    state = lax.fori_loop(0, config.iterations, lambda _, s: step(s), state)
+  shapes = stage_shapes(image.shape[:-1], config)
+  end = 0
+  for stage, (shape, (_, n)) in enumerate(zip(shapes, config.schedule)):
+    end += n
+    coarse = jax.image.resize(image, shape + image.shape[-1:], "linear", antialias=True)
+    state = _restart_stage(state, shape) if stage else _restart_stage(state, shape, True)
+    state = _run_loop(state, coarse, config, spacing, end, loop_fn, fixed_start=end - n)
+  if config.schedule:
+    state = _restart_stage(state, image.shape[:-1])
+  state = _run_loop(state, image, config, spacing, config.iterations, loop_fn,
+                    fixed_start=end)
   response = network.apply(state.params, image, config)
   chex.assert_shape(response, image.shape[:-1] + (config.n_channels,))
   labels, k = renumber(losses.cluster_labels(response), config.n_channels)
@@ -232,6 +238,37 @@ def segment_image(key, image, config: Config, spacing=None, *,
   reason = jnp.where(state.finite, rule, 3).astype(jnp.int32)
   # `step` counts applied updates; a rejected (non-finite) one is in the history only.
   return Segmentation(labels, k, state.step, state.finite, state.history, reason)
+
+
+def stage_shapes(spatial_shape, config: Config) -> Tuple[Tuple[int, ...], ...]:
+  """The spatial shape of each coarse stage of `config.schedule`: every axis scaled and
+  rounded, at least 2 pixels (the full-resolution last stage is not listed)."""
+  return tuple(tuple(max(2, int(round(n * scale))) for n in spatial_shape)
+               for scale, _ in config.schedule)
+
+
+def _restart_stage(state: LoopState, shape, first: bool = False) -> LoopState:
+  """The state at the start of a schedule stage on images of spatial `shape`: a stop of the
+  previous stage's rule is forgotten (a non-finite stop is kept), and the "stable" rule
+  starts afresh (no previous argmax at this shape, no calm iterations, reason "cap")."""
+  if not first:
+    state = state._replace(stopped=~state.finite)
+  if state.previous is None:
+    return state
+  return state._replace(previous=jnp.full(tuple(shape), -1, jnp.int32),
+                        calm=jnp.zeros_like(state.calm), reason=jnp.zeros_like(state.reason))
+
+
+def _run_loop(state, image, config, spacing, end, loop_fn, *, fixed_start=0):
+  """Runs update steps on `image` until `state.step == end` or the stop rule fires."""
+  coordinates = losses.coordinate_grid(image.shape[:-1], spacing)
+  step = functools.partial(_update_step, image=image, coordinates=coordinates, config=config)
+  if loop_fn is not None:
+    stop_rule = (lambda s: ~s.stopped) if config.early_stop else (lambda s: True)
+    return loop_fn(lambda s: (s.step < end) & stop_rule(s), step, state)
+  if config.early_stop:
+    return lax.while_loop(lambda s: (s.step < end) & ~s.stopped, step, state)
+  return lax.fori_loop(fixed_start, end, lambda _, s: step(s), state)
 
 
 def as_key(key) -> jax.Array:
