@@ -1,0 +1,184 @@
+r"""Issue 15 measured from finished runs: stopping rules, schedules and seed consensus.
+
+  python -m studies.convergence_study ph2 ../shared/data/PH2 \
+      --configs "flat=runs/tables_ph2/sgscn/seed{s}" "either=runs/ph2_either_s{s}" \
+      --consensus "either=runs/ph2_either_s{s}" "either, 4 seeds=runs/ph2_either_e4_s{s}" \
+      --seeds 0,1,2
+
+Each `--configs` entry is `title=path` with `{s}` standing for the seed; the first is the
+reference. Prints Markdown:
+
+1. Per configuration: cases, mean iterations, stop reasons, seconds per image as the runs
+   recorded them (compilation and loading included; only runs made under the same load
+   compare), mean DSC under `paper` and `object`, and the paired difference to the
+   reference (mean over seeds of a - b per case, 95 % bootstrap interval over cases,
+   `reporting.tables.paired_difference`).
+2. `--consensus single=... fused=...`: for each case, the sample standard deviation of its
+   DSC across the seeds (independent runs), averaged over cases, for single runs and for
+   consensus runs, with the paired difference of the spreads (interval over cases).
+3. For the consensus runs, agreement against errors: the pixels of low agreement (some seed
+   disagrees, agreement < 1) and of full agreement; the share of each that is wrong under
+   `paper` (the largest-overlap cluster) and under `object`, and the share of all errors
+   that lies in low-agreement pixels against the share of pixels that is low-agreement.
+
+Only reads run folders (cases/*.json, labels/, objects/, uncertainty/) and the masks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Dict, List
+
+import imageio.v3 as iio
+import numpy as np
+
+from sgscn_jax.data.datasets import list_dataset
+from sgscn_jax.evaluation import selection
+from sgscn_jax.reporting import tables
+
+PROTOCOLS = (("paper", "largest_overlap"), ("object", "object"))
+
+
+def read_rows(run: Path) -> List[Dict]:
+  rows = []
+  for path in sorted((run / "cases").glob("*.json")):
+    if not path.name.startswith("."):
+      rows.append(json.loads(path.read_text()))
+  return rows
+
+
+def _value(row, key) -> float:
+  v = row.get(key)
+  return float("nan") if v is None else float(v)
+
+
+def _runs(spec: str, seeds) -> tuple:
+  title, _, pattern = spec.partition("=")
+  return title, [Path(pattern.format(s=s)) for s in seeds]
+
+
+def _common(row_sets) -> List[str]:
+  """Case ids present in every run of every configuration."""
+  return sorted(set.intersection(*({r["case_id"] for r in rows} for rows in row_sets)))
+
+
+def config_table(configs, seeds) -> str:
+  runs = {title: [read_rows(p) for p in paths] for title, paths in
+          (_runs(c, seeds) for c in configs)}
+  ids = set(_common([rows for per_seed in runs.values() for rows in per_seed]))
+  lines = [f"{len(ids)} cases present in every run, seeds {','.join(map(str, seeds))}.", "",
+           "| configuration | iterations | stop reasons | s / image (recorded) | DSC paper | "
+           "DSC object | paper − ref | object − ref |", "|---|---|---|---|---|---|---|---|"]
+  columns = {}
+  for title, per_seed in runs.items():
+    rows = [[r for r in rs if r["case_id"] in ids] for rs in per_seed]
+    columns[title] = tables.Column(title, title, (), {}, rows)
+  ref_title = next(iter(runs))
+  for title, column in columns.items():
+    flat = [r for rs in column.rows for r in rs]
+    reasons: Dict[str, int] = {}
+    for r in flat:
+      reasons[r.get("stop_reason", "?")] = reasons.get(r.get("stop_reason", "?"), 0) + 1
+    cells = [title, f"{np.mean([_value(r, 'iterations') for r in flat]):.1f}",
+             ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())),
+             f"{np.mean([_value(r, 'seconds') for r in flat]):.1f}"]
+    for _, rule in PROTOCOLS:
+      cells.append(f"{100 * np.nanmean([_value(r, f'{rule}.dice') for r in flat]):.1f}")
+    for _, rule in PROTOCOLS:
+      if title == ref_title:
+        cells.append("")
+        continue
+      p = tables.paired_difference(column, columns[ref_title], tables.METRICS[0], rule)
+      cells.append(f"{p.mean:+.1f} ({p.ci95[0]:+.1f} to {p.ci95[1]:+.1f})")
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def spread_table(pair, seeds) -> str:
+  (t1, p1), (t2, p2) = (_runs(c, seeds) for c in pair)
+  r1, r2 = [read_rows(p) for p in p1], [read_rows(p) for p in p2]
+  ids = _common(r1 + r2)
+  lines = [f"{len(ids)} cases in all {2 * len(seeds)} runs.", "",
+           "| answer | protocol | mean DSC | mean over cases of the DSC's std across seeds |",
+           "|---|---|---|---|"]
+  findings = []
+  for name, rule in PROTOCOLS:
+    spreads, means = {}, {}
+    for title, runs in ((t1, r1), (t2, r2)):
+      by_id = [{r["case_id"]: _value(r, f"{rule}.dice") for r in rs} for rs in runs]
+      values = np.array([[b[i] for b in by_id] for i in ids]) * 100   # [N, S]
+      spreads[title] = values.std(axis=1, ddof=1)
+      means[title] = values.mean()
+      lines.append(f"| {title} | {name} | {means[title]:.1f} | {spreads[title].mean():.2f} |")
+    d = spreads[t2] - spreads[t1]
+    boot = np.random.default_rng(0).integers(0, len(ids), (2000, len(ids)))
+    lo, hi = np.percentile(d[boot].mean(axis=1), [2.5, 97.5])
+    ratio = spreads[t2].mean() / spreads[t1].mean()
+    findings.append(f"- {name}: spread {t2} / {t1} = {ratio:.2f}; difference "
+                    f"{d.mean():+.2f} points (95 % CI {lo:+.2f} to {hi:+.2f} over cases); "
+                    f"mean DSC {means[t2] - means[t1]:+.1f}")
+  return "\n".join(lines + [""] + findings)
+
+
+def agreement_table(fused, seeds, cases, load) -> str:
+  _, paths = _runs(fused, seeds)
+  by_id = {c.case_id: c for c in cases}
+  counts = {name: np.zeros((2, 2), np.int64) for name, _ in PROTOCOLS}  # [low?, wrong?]
+  n = 0
+  for path in paths:
+    for row in read_rows(path):
+      case = by_id.get(row["case_id"])
+      agreement_png = path / "uncertainty" / f"{row['case_id']}.png"
+      if case is None or not agreement_png.exists():
+        continue
+      record = load(case)
+      if record.mask is None:
+        continue
+      truth = np.asarray(record.mask, bool)
+      low = np.asarray(iio.imread(agreement_png)) < 255
+      labels = np.asarray(iio.imread(path / "labels" / f"{row['case_id']}.png")).astype(np.int64)
+      answers = {"paper": selection.select(labels, "largest_overlap", truth),
+                 "object": np.asarray(iio.imread(path / "objects" / f"{row['case_id']}.png")) > 0}
+      for name, answer in answers.items():
+        wrong = np.asarray(answer, bool) != truth
+        for a in (0, 1):
+          for w in (0, 1):
+            counts[name][a, w] += int(np.sum((low == a) & (wrong == w)))
+      n += 1
+  lines = [f"{n} case-seed pairs (pixels at the image's resolution).", "",
+           "| protocol | error rate, full agreement | error rate, low agreement | "
+           "share of pixels low | share of errors low |", "|---|---|---|---|---|"]
+  for name, c in counts.items():
+    rate = lambda a: c[a, 1] / max(c[a].sum(), 1)  # noqa: E731
+    share_pixels = c[1].sum() / max(c.sum(), 1)
+    share_errors = c[1, 1] / max(c[:, 1].sum(), 1)
+    lines.append(f"| {name} | {100 * rate(0):.1f} % | {100 * rate(1):.1f} % | "
+                 f"{100 * share_pixels:.1f} % | {100 * share_errors:.1f} % |")
+  return "\n".join(lines)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("dataset")
+  parser.add_argument("data_dir")
+  parser.add_argument("--configs", nargs="*", default=[])
+  parser.add_argument("--consensus", nargs="*", default=[])
+  parser.add_argument("--seeds", default="0,1,2")
+  args = parser.parse_args()
+  seeds = [int(s) for s in args.seeds.split(",")]
+  if args.configs:
+    print("## Configurations\n\n" + config_table(args.configs, seeds) + "\n")
+  if args.consensus:
+    if len(args.consensus) != 2:
+      raise SystemExit("--consensus takes two entries: single=... fused=...")
+    print("## Spread across seeds\n\n" + spread_table(args.consensus, seeds) + "\n")
+    cases, load = list_dataset(args.dataset, args.data_dir)
+    print("## Agreement against errors\n\n"
+          + agreement_table(args.consensus[1], seeds, cases, load) + "\n")
+
+
+if __name__ == "__main__":
+  main()
