@@ -21,12 +21,38 @@ from pathlib import Path
 import imageio.v3 as iio
 import jax
 import numpy as np
+from scipy import ndimage
 
 from sgscn_jax import get_method
 from sgscn_jax.data import resize
 from sgscn_jax.data.datasets import list_dataset, object_prior
 from sgscn_jax.evaluation import metrics, objects, protocols
 from sgscn_jax.running.images import without_hair
+
+
+def union_bounds(labels: np.ndarray, mask: np.ndarray, valid=None) -> dict:
+  """Oracle ceilings of any object step that unites regions of `labels` (they READ THE MASK,
+  a diagnostic, never a protocol): the union of the clusters, and of the connected pieces of
+  each cluster, that are mostly (> 1/2 of their pixels) inside the mask. The union keeps
+  no region a cluster-based rule could split, so DSC above these needs pixels the label map
+  does not separate (post-processing such as hole filling can add a little)."""
+  mask = np.asarray(mask, bool)
+  labels = np.asarray(labels, np.int64)
+  if valid is not None:
+    labels = np.where(np.asarray(valid, bool), labels, -1)
+  pieces, offset = np.full(labels.shape, -1, np.int64), 0
+  for value in np.unique(labels[labels >= 0]):
+    comp, n = ndimage.label(labels == value)
+    pieces[comp > 0] = comp[comp > 0] - 1 + offset
+    offset += n
+  out = {}
+  for name, regions in (("clusters", labels), ("pieces", pieces)):
+    inside = regions >= 0
+    count = np.bincount(regions[inside], minlength=1)
+    hits = np.bincount(regions[inside], weights=mask[inside], minlength=1)
+    union = inside & (2 * hits > count)[np.maximum(regions, 0)]
+    out[name] = metrics.dice(union, mask, valid)
+  return out
 
 
 def label_maps_of_method(spec, cases, load):
@@ -54,6 +80,8 @@ def main():
   parser.add_argument("--methods", default="")
   parser.add_argument("--runs", nargs="*", default=[])
   parser.add_argument("--hair_removal", action="store_true")
+  parser.add_argument("--bounds", action="store_true",
+                      help="also the oracle ceilings of cluster unions (read the mask)")
   args = parser.parse_args()
   cases, load = list_dataset(args.dataset, args.data_dir)
   if args.hair_removal:
@@ -63,6 +91,7 @@ def main():
   sources += [(r, label_maps_of_run(r, cases, load)) for r in args.runs]
   for name, maps in sources:
     scores = {key: [] for key in ("largest_overlap", "paper_fill", "object")}
+    bounds = {"clusters": [], "pieces": []}
     start, object_seconds, n = time.perf_counter(), 0.0, 0
     for record, labels in maps:
       valid = record.extra.get("valid")
@@ -72,9 +101,16 @@ def main():
       predictions = protocols.predictions(labels, record.mask, valid, found.mask)
       for key in scores:
         scores[key].append(metrics.dice(predictions[key], record.mask, valid))
+      if args.bounds:
+        for key, value in union_bounds(labels, record.mask, valid).items():
+          bounds[key].append(value)
       n += 1
     cells = ", ".join(f"{protocols.PROTOCOL_NAMES[k]} {100 * np.mean(v):.1f}"
                       for k, v in scores.items())
+    if args.bounds:
+      cells += (f"; oracle ceilings (read the mask): best cluster union "
+                f"{100 * np.mean(bounds['clusters']):.1f}, best piece union "
+                f"{100 * np.mean(bounds['pieces']):.1f}")
     print(f"{args.dataset} {name}: {n} cases; DSC {cells}; "
           f"{(time.perf_counter() - start) / max(n, 1):.2f} s/image, object step "
           f"{object_seconds / max(n, 1):.3f} s/image", flush=True)
