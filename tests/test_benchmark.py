@@ -24,3 +24,29 @@ def test_benchmark_runs_and_reports_without_recompiling(tmp_path):
   assert "error" not in loop, loop
   assert math.isfinite(loop["ms_per_iteration"]) and loop["recompiled"] is False
   assert isinstance(loop["gflops_per_s"], float) and loop["peak_rss_mib"] > 0  # values: noise here
+
+
+def test_per_image_benchmark_compares_configurations(tmp_path):
+  """Seconds per image under several stopping rules and schedules, same images, same run."""
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.benchmark_per_image", "--dataset=demo", "--limit=1",
+       "--size=0", "--configs=flat=iterations:3,n_channels:4;"
+       "staged=iterations:3,n_channels:4,schedule:0.5:2,stop_rule:either"],
+      cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+      timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  report = json.loads(proc.stdout)
+  assert report["images"] == 1 and list(report["configs"]) == ["flat", "staged"]
+  assert report["configs"]["flat"]["ratio"] == 1.0
+  assert "schedule=((0.5, 2),)" in report["configs"]["staged"]["config"]
+  assert report["configs"]["staged"]["iterations"] <= 3
+
+
+def test_config_from_text_sets_fields():
+  from sgscn_jax.core.config import config_from_text
+  config = config_from_text("stop_rule:either,schedule:0.25:20+0.5:10,stable_fraction:0.02")
+  assert config.stop_rule == "either" and config.stable_fraction == 0.02
+  assert config.schedule == ((0.25, 20), (0.5, 10))
+  import pytest
+  with pytest.raises(ValueError, match="no field"):
+    config_from_text("colour:red")

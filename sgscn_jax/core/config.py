@@ -135,3 +135,20 @@ def parse_schedule(text: str) -> Tuple[Tuple[float, int], ...]:
       raise ValueError(f"schedule: expected stages like 0.5:30 separated by commas, "
                        f"got {part!r} in {text!r}") from None
   return tuple(stages)
+
+
+def config_from_text(text: str, base: Config = Config()) -> Config:
+  """`base` with fields replaced from `field:value,...` (e.g. "stop_rule:either,
+  schedule:0.25:20+0.5:10": a schedule's stages joined by '+'); "" gives `base`."""
+  names = {f.name: f for f in dataclasses.fields(Config)}
+  fields = {}
+  for part in filter(None, (p.strip() for p in text.split(","))):
+    name, _, value = part.partition(":")
+    if name not in names or name == "loss_weights":
+      raise ValueError(f"Config has no field {name!r} settable from text (in {text!r})")
+    if name == "schedule":
+      fields[name] = parse_schedule(value.replace("+", ","))
+    else:
+      kind = type(getattr(base, name))
+      fields[name] = value.lower() in ("1", "true") if kind is bool else kind(value)
+  return dataclasses.replace(base, **fields)
