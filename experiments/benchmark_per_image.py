@@ -26,7 +26,7 @@ import jax
 import numpy as np
 from absl import flags
 
-from sgscn_jax import Config, segment_one
+from sgscn_jax import segment_one
 from sgscn_jax.core.config import config_from_text
 from sgscn_jax.data import resize
 from sgscn_jax.data.datasets import DATASETS, list_dataset
