@@ -182,6 +182,21 @@ def test_lungs_inside_the_body(lung_id):
   assert n == 2
 
 
+def test_lungs_beside_a_scanner_table():
+  """A dark table curve under the body, with outside air between: the body's hull is the
+  body's alone, so that air is not taken for lung even when a bright path joins it to a
+  lung (the hull of all tissue, table included, would enclose it)."""
+  labels, image, lungs = _ct(shape=(112, 96), body_radius=36)
+  table = np.zeros(labels.shape, bool)
+  table[100:103, 4:92] = True
+  labels[table] = 1
+  labels[80:100, 46:50] = 0  # bright speckle joining the lungs to the air above the table
+  image = _paint(labels, [(0.9,), (0.3,), (0.8,)], noise=0.02)
+  result = extract_object(_framed(labels, 3), image, ObjectConfig(profile="lungs"))
+  assert _dsc(result.mask, lungs) > 0.9, result.reason
+  assert not result.mask[90:100].any() and "the body's convex hull" in result.reason
+
+
 def test_lungs_when_the_body_fills_the_view():
   """auto takes the side of most border contact (the outside air's); with no outside air
   in view that is the body, so the data set's polarity must say which side the lungs are."""

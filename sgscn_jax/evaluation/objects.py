@@ -126,22 +126,30 @@ def _lesion(side: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, str]:
 
 def _lungs(side: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, str]:
   """The lungs are the part of the side enclosed by the body. The body is the convex hull
-  of the other side (soft tissue; its pieces of at least `min_lung_fraction` of the image
-  after a closing): in this encoding
-  the chest wall is a speckled ring with gaps, which a hole-filling rule cannot close. The
-  object is the side inside the hull, opened, its `lung_count` largest components (>=
-  `min_lung_fraction` each), holes filled. 2D (the hull is per slice in 3D)."""
+  of the other side (soft tissue) after a closing: of its largest component (the scanner
+  table and the objects around the body are separate components, and the hull of all of
+  them would enclose the air between them and the body); if that hull is under
+  `min_body_fraction` of the image (tissue so fragmented that no one piece is the body),
+  of all its pieces of at least `min_lung_fraction`. In this encoding the chest wall is a
+  speckled ring with gaps, which a hole-filling rule cannot close. The object is the side
+  inside the hull, opened, its `lung_count` largest components (>= `min_lung_fraction`
+  each), holes filled. 2D (the hull is per slice in 3D)."""
   radius = max(config.opening_radius, 1)
   closed = close_mask(~side, radius)
-  comp, area = components(closed)
-  tissue = closed & (area[comp] >= config.min_lung_fraction * side.size)  # no specks
-  hull = convex_hull(tissue) if tissue.any() else tissue
+  body = largest_components(closed, 1)
+  hull = convex_hull(body) if body.any() else body
+  which = "the body's"
+  if hull.mean() < config.min_body_fraction:
+    comp, area = components(closed)
+    tissue = closed & (area[comp] >= config.min_lung_fraction * side.size)  # no specks
+    hull = convex_hull(tissue) if tissue.any() else tissue
+    which = "the tissue pieces'"
   if hull.mean() < config.min_body_fraction:
     return np.zeros_like(side), f"no body (its hull is {hull.mean():.2f} of the image)"
   inside = open_mask(side & hull, radius)
   obj = fill_holes(largest_components(inside, config.lung_count, config.min_lung_fraction))
   parts = len(components(obj)[1]) - 1
-  return obj, f"inside the body's convex hull, opened (r={radius}), {parts} component(s)"
+  return obj, f"inside {which} convex hull, opened (r={radius}), {parts} component(s)"
 
 
 def _vessels(side: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, str]:
