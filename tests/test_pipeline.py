@@ -192,3 +192,16 @@ def test_resuming_an_older_run_adds_the_new_protocols(tmp_path):
   for a, b in zip(first.rows, again.rows):
     assert a["largest_overlap.dice"] == b["largest_overlap.dice"]
   assert "object.dice" in again.summary["metrics"]
+  # Objects found by an older version of the object step are found again.
+  from sgscn_jax.evaluation import objects
+  for row in again.rows:
+    results.write_case(tmp_path / "out", dict(row, object_version=objects.VERSION - 1,
+                                              object_reason="stale"))
+  third = image_runs.run_dataset(
+      cases, folder.load_case, TINY,
+      image_runs.RunOptions(out_dir=str(tmp_path / "out"), batch_size=2,
+                            objects=ObjectConfig(polarity="dark")),
+      method=lambda *a: calls.append(a))
+  assert not calls
+  assert all(r["object_version"] == objects.VERSION and r["object_reason"] != "stale"
+             for r in third.rows)

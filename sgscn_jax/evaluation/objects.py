@@ -34,6 +34,10 @@ from sgscn_jax.evaluation.regions import (analysis_shape, as_channels, border_ri
                                           resize_nearest)
 
 PROFILES = ("lesion", "lungs", "vessels")
+# Bumped whenever a rule changes what `extract_object` returns; runs record it per case, and a
+# resumed run redoes the objects of cases recorded under another version.
+# 1: session 4. 2: the lungs' body is the hull of the largest tissue component.
+VERSION = 2
 POLARITIES = ("auto", "dark", "bright")
 
 

@@ -31,7 +31,7 @@ from sgscn_jax.core.config import Config
 from sgscn_jax.core.loop import STOP_REASONS, check_image
 from sgscn_jax.data import decode, files, hair, resize
 from sgscn_jax.data.datasets import Case, Record
-from sgscn_jax.evaluation import consensus
+from sgscn_jax.evaluation import consensus, objects
 from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.reporting import overlays
 from sgscn_jax.running import distributed, results, runner
@@ -194,13 +194,14 @@ def without_hair(load: Callable[[Case], Record]) -> Callable[[Case], Record]:
 def _needs(row: Dict[str, Any], options: RunOptions) -> bool:
   if "largest_overlap.dice" in row and "paper_fill.dice" not in row:
     return True
-  return options.objects is not None and "object_reason" not in row
+  return options.objects is not None and row.get("object_version") != objects.VERSION
 
 
 def complete_protocols(cases: Sequence[Case], load: Callable[[Case], Record],
                        options: RunOptions) -> int:
   """Adds the protocols a finished case lacks (paper+fill; the object, its PNG and overlay
-  when `options.objects` is set) from its saved label map; returns how many were updated.
+  when `options.objects` is set, also when it was found by another `objects.VERSION`) from
+  its saved label map; returns how many were updated.
   A run made before these protocols existed is upgraded in place when it is resumed."""
   out, upgraded = Path(options.out_dir), 0
   for case in cases:

@@ -133,7 +133,8 @@ def add_scores(row: Dict[str, Any], labels: np.ndarray, record: Record,
                found: Optional[FoundObject]) -> None:
   """The object's fields (when there is one) and every protocol's scores, into `row`."""
   if found is not None:
-    row.update(object_reason=found.reason, object_seconds=round(found.seconds, 4),
+    row.update(object_version=objects.VERSION, object_reason=found.reason,
+               object_seconds=round(found.seconds, 4),
                object_fraction=round(float(found.mask.mean()), 5))
   row.update(score_labels(labels, record, None if found is None else found.mask))
 
