@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -13,6 +16,20 @@ import pytest
 # Strict shapes in every test: implicit rank promotion (a silent broadcast of arrays of
 # different ranks) is an error, as equinox's test setup does.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# One persistent compilation cache for the whole test session, this process and every
+# command-line run it starts (they inherit the environment): many tests compile the same
+# programs (the same tiny configurations and shapes) in fresh processes, and reading a
+# compiled program back costs a fraction of compiling it. A fresh folder per session, removed
+# at exit, so nothing carries over between sessions.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _cache = tempfile.mkdtemp(prefix="sgscn-jax-test-cache-")
+  atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                  float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")))
 
 
 @pytest.fixture(scope="session")
