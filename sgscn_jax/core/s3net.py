@@ -17,7 +17,7 @@ I-LKA (Inception large-kernel attention), for an input x `[H, W, C]`:
 
 Deformable conv (Dai et al. 2017, v1): y[p] = b + sum_k W_k^T x(p + k + dp_k(p)), k over the
 9 taps of a 3x3 kernel, x(.) read by bilinear interpolation with zero outside the image
-(`warp.sample_bilinear`, JAX gathers), the offsets dp `[H, W, 9, 2]` predicted by a
+(JAX gathers), the offsets dp `[H, W, 9, 2]` predicted by a
 zero-initialised conv 3x3, so at initialisation it is a plain 3x3 convolution.
 
 Our reading of the paper, where it is silent (docs/S3NET.md): every layer has C channels
@@ -42,8 +42,9 @@ import itertools
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
-from sgscn_jax.core import conv, warp
+from sgscn_jax.core import conv
 from sgscn_jax.core.network import ImageBatchNorm, SpatialConv, _torch_uniform, per_channel
 
 
@@ -51,19 +52,25 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, dilation: int = 1) -> jax.Ar
   """Depthwise 'same' convolution, zero padding, any spatial rank: `[*spatial, C]`.
 
   y[p, c] = sum_{o in {0..k-1}^r} x_pad[p + d o, c] kernel[o, c],  kernel `[k]*r + [C]`,
-  d the dilation, x zero-padded by d (k // 2) on every side. Written as a sum of shifted
-  products (one per tap): its weight gradient is a reduction, not a convolution (no
-  XLA:CPU weight-gradient trap inside loops, `conv`).
+  d the dilation, x zero-padded by d (k // 2) on every side. Written as a `lax.scan` over
+  the k^r taps of shifted products: its weight gradient is a reduction, not a convolution
+  (measured, 256x256x100, 7x7 d3: the tap form's kernel gradient 1.6 s against 18.9 s for
+  `lax.conv_general_dilated(feature_group_count=C)` on XLA:CPU), and the program stays
+  small however large the kernel (compile time).
   """
   rank = x.ndim - 1
   k = kernel.shape[0]
   half = dilation * (k // 2)
   x_pad = jnp.pad(x, [(half, half)] * rank + [(0, 0)])
-  y = jnp.zeros_like(x)
-  for offset in itertools.product(range(k), repeat=rank):
-    view = x_pad[tuple(slice(dilation * o, dilation * o + n)
-                       for o, n in zip(offset, x.shape[:-1]))]
-    y = y + view * per_channel(kernel[offset], x.ndim)
+  offsets = jnp.asarray(list(itertools.product(range(k), repeat=rank)), jnp.int32)
+  taps = kernel.reshape(-1, x.shape[-1])                                   # [k^r, C]
+
+  def tap(y, args):
+    offset, weights = args
+    view = lax.dynamic_slice(x_pad, tuple(dilation * offset) + (0,), x.shape)
+    return y + view * per_channel(weights, x.ndim), None
+
+  y, _ = lax.scan(tap, jnp.zeros_like(x), (offsets, taps))
   return y
 
 
@@ -71,7 +78,13 @@ def deformable_conv(x: jax.Array, offsets: jax.Array, kernel: jax.Array) -> jax.
   """Deformable convolution v1 of one 2D image, no bias: `[H, W, C_out]`.
 
   y[p] = sum_k kernel[k]^T x(p + k - (K // 2) + offsets[p, k]), k over the K x K taps in
-  row-major order, x(.) bilinear with zeros outside (`warp.sample_bilinear`).
+  row-major order, x(.) bilinear with zeros outside the image.
+
+  The bilinear read is one gather per tap of a packed copy of x holding each pixel's 2x2
+  neighbourhood (`[H+2, W+2, 4 C_in]`, zero-padded by one pixel; positions are clipped
+  to [-1, H] x [-1, W], where every corner is padding, so far-outside reads are zero), its
+  gradient one scatter-add per tap: 25 % faster than four gathers of `[P, C_in]` rows
+  (`warp.sample_bilinear`, to which it is equal). The taps run as a `lax.scan`.
 
   Args:
     x: `[H, W, C_in]`.
@@ -81,16 +94,31 @@ def deformable_conv(x: jax.Array, offsets: jax.Array, kernel: jax.Array) -> jax.
   """
   if x.ndim != 3:
     raise ValueError(f"the deformable convolution is 2D only: got input shape {x.shape}")
-  h, w, _ = x.shape
+  h, w, c = x.shape
   k = kernel.shape[0]
+  xp = jnp.pad(x, ((1, 2), (1, 2), (0, 0)))
+  # packed[i, j] = x at (i-1, j-1), (i-1, j), (i, j-1), (i, j): the 2x2 block below-right
+  packed = jnp.concatenate([xp[:-1, :-1], xp[:-1, 1:], xp[1:, :-1], xp[1:, 1:]], axis=-1)
+  flat = packed.reshape((h + 2) * (w + 2), 4 * c)
   rows, cols = jnp.meshgrid(jnp.arange(h, dtype=x.dtype), jnp.arange(w, dtype=x.dtype),
                             indexing="ij")
-  y = None
-  for t, (i, j) in enumerate(itertools.product(range(k), repeat=2)):
-    sample = warp.sample_bilinear(x, rows + (i - k // 2) + offsets[..., t, 0],
-                                  cols + (j - k // 2) + offsets[..., t, 1])
-    tap = sample @ kernel[i, j]
-    y = tap if y is None else y + tap
+  base = jnp.asarray(list(itertools.product(range(k), repeat=2)), x.dtype) - (k // 2)
+
+  def tap(y, args):
+    shift, offset, weights = args                     # [2], [H, W, 2], [C_in, C_out]
+    r = jnp.clip(rows + shift[0] + offset[..., 0], -1.0, float(h))
+    q = jnp.clip(cols + shift[1] + offset[..., 1], -1.0, float(w))
+    r0, q0 = jnp.floor(r), jnp.floor(q)
+    fr, fq = r - r0, q - q0
+    index = (r0.astype(jnp.int32) + 1) * (w + 2) + q0.astype(jnp.int32) + 1
+    corners = jnp.take(flat, index, axis=0).reshape(h, w, 4, c)
+    bilinear = jnp.stack([(1 - fr) * (1 - fq), (1 - fr) * fq, fr * (1 - fq), fr * fq], -1)
+    sample = jnp.einsum("hwkc,hwk->hwc", corners, bilinear)
+    return y + sample @ weights, None
+
+  y0 = jnp.zeros((h, w, kernel.shape[-1]), x.dtype)
+  y, _ = lax.scan(tap, y0, (base, jnp.moveaxis(offsets, 2, 0),
+                            kernel.reshape(k * k, c, kernel.shape[-1])))
   return y
 
 
