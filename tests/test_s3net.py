@@ -67,6 +67,15 @@ def test_depthwise_conv_matches_lax_grouped_conv():
         x[None], kernel[:, :, None, :], (1, 1), "SAME", rhs_dilation=(d, d),
         dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=4)[0]
     np.testing.assert_allclose(s3net.depthwise_conv(x, kernel, d), want, rtol=1e-5, atol=1e-5)
+  # its written-out gradient against autodiff of the grouped convolution
+  kernel = jnp.asarray(rng.normal(size=(5, 5, 4)).astype(np.float32))
+  grouped = lambda x, k: lax.conv_general_dilated(
+      x[None], k[:, :, None, :], (1, 1), "SAME", rhs_dilation=(2, 2),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=4)[0]
+  got = jax.grad(lambda x, k: jnp.sum(jnp.sin(s3net.depthwise_conv(x, k, 2))), (0, 1))(x, kernel)
+  want = jax.grad(lambda x, k: jnp.sum(jnp.sin(grouped(x, k))), (0, 1))(x, kernel)
+  for a, b in zip(got, want):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
   vol = jnp.asarray(rng.normal(size=(4, 5, 6, 2)).astype(np.float32))  # rank-generic
   kernel = jnp.asarray(rng.normal(size=(3, 3, 3, 2)).astype(np.float32))
   want = lax.conv_general_dilated(vol[None], kernel[..., None, :], (1, 1, 1), "SAME",
