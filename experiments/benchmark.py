@@ -249,9 +249,14 @@ def main(argv):
     return 0
   import jax
   h, w = parse_size(FLAGS.size)
+  if FLAGS.method == "s3net":
+    from sgscn_jax import registry
+    n_conv = registry.S3NET_CONFIG.n_conv  # I-LKA blocks of the preset
+  else:
+    n_conv = FLAGS.n_conv
   report = {"method": FLAGS.method, "image": [h, w, FLAGS.channels],
             "n_channels": FLAGS.n_channels,
-            "n_conv": FLAGS.n_conv, "repeats": FLAGS.repeats, "jax": jax.__version__,
+            "n_conv": n_conv, "repeats": FLAGS.repeats, "jax": jax.__version__,
             "devices": [str(d) for d in jax.devices()], "cpus": os.cpu_count(),
             "load_average": [round(x, 2) for x in os.getloadavg()],
             "batch_image_size": FLAGS.batch_image_size}
