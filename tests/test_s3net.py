@@ -46,10 +46,13 @@ def test_parameter_count_is_stated_and_counted():
 def test_shapes_heads_and_2d_only():
   cfg = dataclasses.replace(S3.default_config, n_channels=6)
   image = jnp.asarray(np.random.default_rng(0).random((10, 12, 3)).astype(np.float32))
-  params = jax.jit(network.init, static_argnums=(1, 2))(jax.random.key(0), image.shape, cfg)
+  fast = comparison.FAST_COMPILE
+  params = jax.jit(network.init, static_argnums=(1, 2), compiler_options=fast)(
+      jax.random.key(0), image.shape, cfg)
   np.testing.assert_array_equal(params["deform"]["offset_kernel"], 0.0)  # a plain conv at init
   main, aux = jax.jit(lambda p, x: (network.apply(p, x, cfg),
-                                    network.apply_consistency_head(p, x, cfg)))(params, image)
+                                    network.apply_consistency_head(p, x, cfg)),
+                       compiler_options=fast)(params, image)
   assert main.shape == aux.shape == (10, 12, 6)
   assert not np.allclose(main, aux)
   # BN on the image's own statistics: every channel of S has mean 0, variance ~1
