@@ -14,9 +14,9 @@ No protocol above multiplies a prediction by a (dilated) ground truth. One diagn
 protocol does, and only when asked (`score(..., gt_clipped=r)`, `--gt_clipped r`; never a
 default), to measure how far S3-Net's / MS-Former's published protocol moves a figure:
 
-| `gt_clipped` | paper x dilated GT (INFLATED) | the paper cluster multiplied by the ground truth dilated by a (2r+1)^2 square | yes: it deletes false positives with the answer key |
-
-Its scores are inflated by construction and labelled so wherever they appear.
+`gt_clipped`, named "paper x dilated GT (INFLATED)": the paper cluster multiplied by the
+ground truth dilated by a (2r+1)^2 square; it reads the ground truth to delete false
+positives with the answer key. Its scores are inflated by construction and labelled so wherever they appear.
 """
 
 from __future__ import annotations
