@@ -3,7 +3,8 @@
 Used by S3-Net's affine transformation-consistency loss L_AT (`consistency`);
 `sample_bilinear` is also the reference S3-Net's deformable convolution is tested against
 (`s3net.deformable_conv` packs the four corners into one gather of its own).
-Everything here is 2D only: the arrays are one image `[H, W, C]` (no batch axis) and positions are in pixels, (row, col).
+Everything here is 2D only: the arrays are one image `[H, W, C]` (no batch axis) and
+positions are in pixels, (row, col).
 
 Sampling convention (inverse mapping, as `scipy.ndimage.affine_transform`): the warped
 image at output pixel y is the input at the position

@@ -11,12 +11,13 @@ Every summary and table reports these side by side, each under its own name (row
 | `central` | central | the one raw cluster chosen by a centre prior (`selection.central_cluster`) | no |
 
 No protocol above multiplies a prediction by a (dilated) ground truth. One diagnostic
-protocol does, and only when asked (`score(..., gt_clipped=r)`, `--gt_clipped r`; never a
+protocol does, and only when asked (`score(..., gt_clipped_radius=r)`, `--gt_clipped r`; never a
 default), to measure how far S3-Net's / MS-Former's published protocol moves a figure:
 
 `gt_clipped`, named "paper x dilated GT (INFLATED)": the paper cluster multiplied by the
 ground truth dilated by a (2r+1)^2 square; it reads the ground truth to delete false
-positives with the answer key. Its scores are inflated by construction and labelled so wherever they appear.
+positives with the answer key. Its scores are inflated by construction and labelled so
+wherever they appear.
 """
 
 from __future__ import annotations
