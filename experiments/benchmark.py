@@ -24,6 +24,9 @@ a training iteration about 2x the forward for the first layer and 3x for the oth
 
   python -m experiments.benchmark --size 256                      # the issue's 256x256 target
   python -m experiments.benchmark --size 572x764 --batch_sizes ""  # full PH2 resolution
+  python -m experiments.benchmark --method s3net --size 256 --batch_sizes "" --notorch
+      # S3-Net's network and losses (the registry's preset, --n_channels); the FLOP model is
+      # SGSCN's, so its GFLOP/s fields are left out for s3net
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from absl import flags
 from sgscn_jax.reporting import console
 
 FLAGS = flags.FLAGS
+flags.DEFINE_enum("method", "sgscn", ["sgscn", "s3net"],
+                  "The loop timed: SGSCN's (--n_conv blocks) or the s3net preset's.")
 flags.DEFINE_string("size", "256", "Image size: N (square) or HxW.")
 flags.DEFINE_integer("channels", 3, "Input channels (1 grey, 3 RGB).")
 flags.DEFINE_integer("n_channels", 100, "Network channels C.")
@@ -110,6 +115,11 @@ def child_loop() -> dict:
   runs, first = {}, {}
   for n in (FLAGS.n1, FLAGS.n2):
     cfg = Config(n_channels=FLAGS.n_channels, n_conv=FLAGS.n_conv, iterations=n, early_stop=False)
+    if FLAGS.method == "s3net":
+      import dataclasses
+      from sgscn_jax import registry
+      cfg = dataclasses.replace(registry.S3NET_CONFIG, n_channels=FLAGS.n_channels,
+                                iterations=n, early_stop=False)
     t = time.perf_counter()
     compiled = batching.compile_segment_one(tuple(image.shape), cfg)
     jax.block_until_ready(compiled(key, image, None))
@@ -132,6 +142,9 @@ def child_loop() -> dict:
          "peak_rss_mib": _peak_rss_mib()}
   out.update(_rates(hw, shape, FLAGS.n_channels, FLAGS.repeats + 2))
   out["fraction_of_matmul"] = out["gflops_per_s"] / out["matmul_gflops_per_s"]
+  if FLAGS.method != "sgscn":  # the FLOP model is SGSCN's network
+    for name in ("gflop_per_iteration", "gflops_per_s", "fraction_of_matmul"):
+      out[name] = None
   return out
 
 
@@ -202,13 +215,14 @@ def _rounded(value):
 
 def table(report: dict) -> str:
   loop = report["loop"]
-  lines = [f"SGSCN iteration, {report['image']} (C={report['n_channels']}), "
+  name = {"sgscn": "SGSCN", "s3net": "S3-Net"}[report.get("method", "sgscn")]
+  lines = [f"{name} iteration, {report['image']} (C={report['n_channels']}), "
            f"{report['devices']}, load average before {report['load_average']}",
            f"  ms / iteration           {loop.get('ms_per_iteration', float('nan')):9.1f}",
-           f"  achieved GFLOP/s         {loop.get('gflops_per_s', float('nan')):9.1f}"
+           f"  achieved GFLOP/s         {loop.get('gflops_per_s') or float('nan'):9.1f}"
            f"   (matmul {loop.get('matmul_gflops_per_s', float('nan')):.1f}, "
            f"forward conv {loop.get('conv_gflops_per_s', float('nan')):.1f}; "
-           f"fraction of matmul {loop.get('fraction_of_matmul', float('nan')):.3f})",
+           f"fraction of matmul {loop.get('fraction_of_matmul') or float('nan'):.3f})",
            f"  compile s / recompiled   {loop.get('compile_seconds', float('nan')):9.2f}"
            f"   / {loop.get('recompiled')}",
            f"  peak RSS MiB             {loop.get('peak_rss_mib', float('nan')):9.0f}"]
@@ -235,8 +249,14 @@ def main(argv):
     return 0
   import jax
   h, w = parse_size(FLAGS.size)
-  report = {"image": [h, w, FLAGS.channels], "n_channels": FLAGS.n_channels,
-            "n_conv": FLAGS.n_conv, "repeats": FLAGS.repeats, "jax": jax.__version__,
+  if FLAGS.method == "s3net":
+    from sgscn_jax import registry
+    n_conv = registry.S3NET_CONFIG.n_conv  # I-LKA blocks of the preset
+  else:
+    n_conv = FLAGS.n_conv
+  report = {"method": FLAGS.method, "image": [h, w, FLAGS.channels],
+            "n_channels": FLAGS.n_channels,
+            "n_conv": n_conv, "repeats": FLAGS.repeats, "jax": jax.__version__,
             "devices": [str(d) for d in jax.devices()], "cpus": os.cpu_count(),
             "load_average": [round(x, 2) for x in os.getloadavg()],
             "batch_image_size": FLAGS.batch_image_size}

@@ -18,6 +18,9 @@ Data-set and working-size flags are `experiments.segment`'s (--dataset, --data_d
 --images, --masks, --mask_pattern, --size, --bucket, --batch_size, --standardise, --limit, --demo_n,
 --demo_size), and so are SGSCN's settings (--iterations, --lr, --w_ss, ...: the base of
 the ablation). --method, --k and --seed are segment.py's: use --methods and --seeds here.
+--methods may name s3net (not a default column); every method then runs at the one --size
+(pass --size 256x256 for S3-Net's published working size). --gt_clipped r adds the INFLATED
+diagnostic protocol's tables (*_gt_clipped_INFLATED.*).
 --quick: 3 images (unless --limit), tiny settings for every method, compiled at XLA
 optimisation level 0: for tests and smoke runs, its numbers mean nothing.
 This file only turns flags into calls; the work is `sgscn_jax.running.comparison`.
@@ -83,7 +86,7 @@ def main(argv):
                                 bucket_multiple=FLAGS.bucket, batch_size=segment.batch_size_from_flags(),
                                 montage_cases=FLAGS.montage, standardise=FLAGS.standardise,
                                 objects=segment.objects_from_flags(),
-                                hair_removal=FLAGS.hair_removal)
+                                hair_removal=FLAGS.hair_removal, gt_clipped=FLAGS.gt_clipped)
   print(f"{len(plan.runs)} runs x {len(seeds)} seeds over {len(cases)} cases -> {out_dir}",
         file=sys.stderr)
   start = time.perf_counter()

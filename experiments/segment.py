@@ -1,4 +1,5 @@
-r"""Segment a data set with SGSCN (or a baseline: --method kmeans|deepcluster|iic) and score it.
+r"""Segment a data set with SGSCN (or S3-Net: --method s3net; or a baseline: --method
+kmeans|deepcluster|iic) and score it.
 
 With no flags it segments the embedded demo (synthetic lesion images the project
 generates) into runs/demo:
@@ -94,6 +95,18 @@ _WEIGHTS = dict(Config().loss_weights)
 flags.DEFINE_float("w_ce", _WEIGHTS["cross_entropy"], "Weight of L_ce.")
 flags.DEFINE_float("w_ss", _WEIGHTS["sparse_spatial"], "Weight of L_ss.")
 flags.DEFINE_float("w_cc", _WEIGHTS["context_consistency"], "Weight of L_cc.")
+flags.DEFINE_float("w_s", None, "Weight of S3-Net's edge-aware spatial loss L_S "
+                   "(edge_aware_spatial; default: the method's: s3net 4, sgscn none).")
+flags.DEFINE_float("w_at", None, "Weight of S3-Net's affine transformation consistency L_AT "
+                   "(default: the method's: s3net 0.2, sgscn none).")
+flags.DEFINE_enum("at_variant", None, ["kl", "ce"],
+                  "L_AT: symmetric KL of the softmaxes (kl, s3net's default) or cross-entropy "
+                  "against the warped pseudo-labels (ce).")
+flags.DEFINE_integer("gt_clipped", None,
+                     "DIAGNOSTIC, INFLATED scores: also score S3-Net's published protocol, the "
+                     "paper prediction multiplied by the ground truth dilated by a "
+                     "(2r+1)x(2r+1) square, r = this value (protocol gt_clipped). Never a "
+                     "result: it deletes false positives with the answer key.")
 flags.DEFINE_enum("selection", "largest_overlap", ["largest_overlap", "central"],
                   "Rule drawn in overlays (the summary reports both).")
 flags.DEFINE_bool("objects", True, "Find the mask-free object of every label map (objects/, the "
@@ -140,9 +153,14 @@ flags.DEFINE_integer("heartbeat_timeout", 100,
                      "dead (process 0 then reports its unfinished cases).")
 
 
-def parse_size(text: str, dataset: str):
+def parse_size(text: str, dataset: str, method: str = "sgscn"):
+  """--size: 'auto' is native for the demo, else the method's `working_size` (s3net
+  256x256) or 256 on the long side."""
   if text == "auto":
-    return None if dataset == "demo" else 256
+    if dataset == "demo":
+      return None
+    size = registry.get_method(method).working_size
+    return 256 if size is None else size
   if text == "native":
     return None
   if "x" in text:
@@ -152,25 +170,64 @@ def parse_size(text: str, dataset: str):
 
 
 def config_from_flags() -> Config:
-  return Config(
+  return s3net_loss_flags(Config(
       n_channels=FLAGS.n_channels, n_conv=FLAGS.n_conv, learning_rate=FLAGS.lr,
       momentum=FLAGS.momentum, iterations=FLAGS.iterations, min_labels=FLAGS.min_labels,
       early_stop=FLAGS.early_stop, padding=FLAGS.padding, stop_rule=FLAGS.stop_rule,
       stable_fraction=FLAGS.stable_fraction, stable_iterations=FLAGS.stable_iterations,
       schedule=parse_schedule(FLAGS.schedule),
       loss_weights=(("cross_entropy", FLAGS.w_ce), ("sparse_spatial", FLAGS.w_ss),
-                    ("context_consistency", FLAGS.w_cc)))
+                    ("context_consistency", FLAGS.w_cc))))
+
+
+_AT_TERMS = ("transform_consistency_kl", "transform_consistency_ce")
+
+
+def s3net_loss_flags(config: Config) -> Config:
+  """`config` with --w_s, --w_at and --at_variant applied where given (L_AT keeps its weight
+  when only the variant changes)."""
+  weights = dict(config.loss_weights)
+  if FLAGS.w_s is not None:
+    weights["edge_aware_spatial"] = FLAGS.w_s
+  at = sum(weights.pop(name, 0.0) for name in _AT_TERMS)
+  old = next((n[-2:] for n in _AT_TERMS if n in dict(config.loss_weights)), "kl")
+  at = at if FLAGS.w_at is None else FLAGS.w_at
+  if at:
+    weights[f"transform_consistency_{FLAGS.at_variant or old}"] = at
+  return dataclasses.replace(config, loss_weights=tuple(weights.items()))
+
+
+# Config field -> flag, for methods whose config is a `Config` preset (s3net).
+_CONFIG_FLAGS = {"n_channels": "n_channels", "n_conv": "n_conv", "learning_rate": "lr",
+                 "momentum": "momentum", "iterations": "iterations", "min_labels": "min_labels",
+                 "early_stop": "early_stop", "padding": "padding", "stop_rule": "stop_rule",
+                 "stable_fraction": "stable_fraction", "stable_iterations": "stable_iterations"}
+
+
+def preset_from_flags(base: Config) -> Config:
+  """A `Config` preset (e.g. s3net's) with the SGSCN flags given on the command line."""
+  config = dataclasses.replace(base, **{field: FLAGS[flag].value
+                                        for field, flag in _CONFIG_FLAGS.items()
+                                        if FLAGS[flag].present})
+  weights = dict(config.loss_weights)
+  for name, flag in (("cross_entropy", "w_ce"), ("sparse_spatial", "w_ss"),
+                     ("context_consistency", "w_cc")):
+    if FLAGS[flag].present:
+      weights[name] = FLAGS[flag].value
+  return s3net_loss_flags(dataclasses.replace(config, loss_weights=tuple(weights.items())))
 
 
 def method_from_flags():
   """`(name, batched method, its config)` for --method (SGSCN's config from the SGSCN flags,
   another method's its registered default with --k)."""
   method = registry.get_method(FLAGS.method)
-  if method.name == "sgscn":
+  if isinstance(method.default_config, Config):  # SGSCN, or a preset of it (s3net)
     batched = functools.partial(method.segment_batch,
                                 batching=None if FLAGS.batching == "auto" else FLAGS.batching,
                                 chunk_size=FLAGS.chunk_size)
-    return method.name, batched, config_from_flags()
+    config = (config_from_flags() if method.name == "sgscn"
+              else preset_from_flags(method.default_config))
+    return method.name, batched, config
   config = method.default_config
   if FLAGS.k is not None:
     if not method.takes_k:
@@ -290,11 +347,11 @@ def main(argv):
   options = image_runs.RunOptions(
       out_dir=FLAGS.out_dir or (f"runs/{FLAGS.dataset}" if FLAGS.method == "sgscn"
                                 else f"runs/{FLAGS.dataset}_{FLAGS.method}"),
-      size=parse_size(FLAGS.size, FLAGS.dataset), bucket_multiple=FLAGS.bucket,
+      size=parse_size(FLAGS.size, FLAGS.dataset, name), bucket_multiple=FLAGS.bucket,
       batch_size=batch_size, seed=FLAGS.seed, overlay_rule=FLAGS.selection,
       montage_cases=FLAGS.montage, method_name=name, standardise=FLAGS.standardise,
       objects=objects_from_flags(), hair_removal=FLAGS.hair_removal,
-      seeds_per_image=FLAGS.seeds_per_image)
+      seeds_per_image=FLAGS.seeds_per_image, gt_clipped=FLAGS.gt_clipped)
   print(f"{len(cases)} cases -> {options.out_dir}", file=sys.stderr)
   run_info = {"argv": sys.argv, "dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir,
               "processes": 1 if team is None else team.count,

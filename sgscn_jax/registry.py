@@ -42,6 +42,8 @@ class Method:
     host: the core runs on the host (NumPy/scikit-image), not under `jax.jit`; it is
       called image by image (`HostEntryPoints`).
     description: one line for listings and docs.
+    working_size: the working size `experiments.segment --size auto` gives this method
+      (an int for the long side or `(h, w)`); None: the runner's default.
   """
   name: str
   title: str
@@ -51,6 +53,7 @@ class Method:
   spacing: bool = False
   host: bool = False
   description: str = ""
+  working_size: Any = None
 
   @property
   def config_type(self) -> type:
@@ -128,4 +131,23 @@ register_method(Method(
     name="sgscn", title="SGSCN", core=segment_image, default_config=Config(),
     quick_config=Config(n_channels=8, iterations=2), spacing=True,
     description="a CNN trained on the image alone (Ahn et al., MICCAI 2021)"),
+    entry=batching.SGSCN)
+
+
+# S3-Net's published settings (Karimijafarbigloo et al., ICCV 2023 workshop; REFERENCE.md
+# section 3; docs/S3NET.md): 256x256 working size (`working_size`), 3.5 L_ce + 0.2 L_AT +
+# 4 L_S, SGD lr 0.2 (the poster says 0.36), 50 iterations. Our choices where the paper is
+# silent: 100 channels, one I-LKA block, momentum 0.9 and the min_labels = 3 early stop of
+# the Kim et al. / SGSCN code it builds on, L_AT as the symmetric-KL variant.
+S3NET_WEIGHTS = (("cross_entropy", 3.5), ("transform_consistency_kl", 0.2),
+                 ("edge_aware_spatial", 4.0))
+S3NET_CONFIG = Config(architecture="s3net", n_channels=100, n_conv=1, learning_rate=0.2,
+                      momentum=0.9, iterations=50, loss_weights=S3NET_WEIGHTS)
+
+register_method(Method(
+    name="s3net", title="S3-Net", core=segment_image, default_config=S3NET_CONFIG,
+    quick_config=dataclasses.replace(S3NET_CONFIG, n_channels=8, iterations=2), spacing=True,
+    working_size=(256, 256),
+    description="S3-Net's network and losses, with L_S and L_AT made to work "
+                "(Karimijafarbigloo et al., ICCV 2023 workshop)"),
     entry=batching.SGSCN)

@@ -21,6 +21,7 @@ DEFAULT_LOSS_WEIGHTS: Tuple[Tuple[str, float], ...] = (
 
 
 PADDINGS = ("zeros", "reflect")
+ARCHITECTURES = ("sgscn", "s3net")
 STOP_RULES = ("min_labels", "stable", "either")
 
 
@@ -60,6 +61,10 @@ class Config:
       remaining `iterations - sum(n)` run at full resolution. A stage ends at its budget or
       when the stop rule fires (the next stage then starts; only the last one ends the run).
       Empty (the default): today's flat loop, bit for bit.
+    architecture: the network F: "sgscn" (the published SGSCN/Kim et al. network,
+      `network.ResponseNetwork`) or "s3net" (S3-Net's network, `s3net.S3Net`, 2D only:
+      a stem conv, `n_conv` Inception large-kernel attention blocks, a deformable conv, a
+      main head S and an auxiliary head used by L_AT; see docs/S3NET.md).
   """
 
   n_channels: int = 100
@@ -76,8 +81,11 @@ class Config:
   stable_fraction: float = 0.01
   stable_iterations: int = 3
   schedule: Tuple[Tuple[float, int], ...] = ()
+  architecture: str = "sgscn"
 
   def __post_init__(self):
+    if self.architecture not in ARCHITECTURES:
+      raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
     if self.stop_rule not in STOP_RULES:
       raise ValueError(f"stop_rule must be one of {STOP_RULES}, got {self.stop_rule!r}")
     if not 0 <= self.stable_fraction <= 1 or self.stable_iterations < 1:

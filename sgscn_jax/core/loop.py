@@ -30,6 +30,7 @@ from jax import lax
 
 import chex
 
+from sgscn_jax.core import consistency  # noqa: F401 - registers the L_AT loss terms
 from sgscn_jax.core import losses
 from sgscn_jax.core import network
 from sgscn_jax.core.config import Config
@@ -122,13 +123,30 @@ def _tree_select(pred, new, old):
   return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
 
 
-def _update_step(state: LoopState, image, coordinates, config: Config) -> LoopState:
+# The loss key of an image is fold_in(its key, LOSS_KEY_TAG); iteration i uses
+# fold_in(loss key, i). Only terms that need a `losses.LossContext` draw from it.
+LOSS_KEY_TAG = 0x4C4F5353
+
+
+def _loss_context(loss_key, params, image, step, config: Config):
+  """The `losses.LossContext` of this iteration, or None when no active term needs one
+  (then nothing here enters the program: the default configuration is unchanged)."""
+  if loss_key is None or not losses.needs_context(config.active_terms):
+    return None
+  return losses.LossContext(
+      apply=lambda x: network.apply_consistency_head(params, x, config),
+      key=jax.random.fold_in(loss_key, step), step=step)
+
+
+def _update_step(state: LoopState, image, coordinates, config: Config,
+                 loss_key=None) -> LoopState:
   """One SGSCN iteration on one image (see the module docstring)."""
   weights = config.active_terms
 
   def objective(params):
     response = network.apply(params, image, config)
-    total, terms = losses.total_loss(response, image, coordinates, weights)
+    context = _loss_context(loss_key, params, image, state.step, config)
+    total, terms = losses.total_loss(response, image, coordinates, weights, context)
     return total, (terms, losses.cluster_labels(response))
 
   (total, (terms, labels)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
@@ -216,17 +234,22 @@ def segment_image(key, image, config: Config, spacing=None, *,
   chex.assert_rank(image, {3, 4})
   image = image.astype(jnp.float32)
   state = _initial_state(key, image, config)
+  # A per-image constant closed over by the loop body (not carried: nothing changes for
+  # configurations without a context term).
+  loss_key = (jax.random.fold_in(key, LOSS_KEY_TAG) if losses.needs_context(config.active_terms)
+              else None)
   shapes = stage_shapes(image.shape[:-1], config)
   end = 0
   for stage, (shape, (_, n)) in enumerate(zip(shapes, config.schedule)):
     end += n
     coarse = jax.image.resize(image, shape + image.shape[-1:], "linear", antialias=True)
     state = _restart_stage(state, shape) if stage else _restart_stage(state, shape, True)
-    state = _run_loop(state, coarse, config, spacing, end, loop_fn, fixed_start=end - n)
+    state = _run_loop(state, coarse, config, spacing, end, loop_fn, fixed_start=end - n,
+                      loss_key=loss_key)
   if config.schedule:
     state = _restart_stage(state, image.shape[:-1])
   state = _run_loop(state, image, config, spacing, config.iterations, loop_fn,
-                    fixed_start=end)
+                    fixed_start=end, loss_key=loss_key)
   response = network.apply(state.params, image, config)
   chex.assert_shape(response, image.shape[:-1] + (config.n_channels,))
   labels, k = renumber(losses.cluster_labels(response), config.n_channels)
@@ -259,10 +282,11 @@ def _restart_stage(state: LoopState, shape, first: bool = False) -> LoopState:
                         calm=jnp.zeros_like(state.calm), reason=jnp.zeros_like(state.reason))
 
 
-def _run_loop(state, image, config, spacing, end, loop_fn, *, fixed_start=0):
+def _run_loop(state, image, config, spacing, end, loop_fn, *, fixed_start=0, loss_key=None):
   """Runs update steps on `image` until `state.step == end` or the stop rule fires."""
   coordinates = losses.coordinate_grid(image.shape[:-1], spacing)
-  step = functools.partial(_update_step, image=image, coordinates=coordinates, config=config)
+  step = functools.partial(_update_step, image=image, coordinates=coordinates, config=config,
+                           loss_key=loss_key)
   if loop_fn is not None:
     stop_rule = (lambda s: ~s.stopped) if config.early_stop else (lambda s: True)
     return loop_fn(lambda s: (s.step < end) & stop_rule(s), step, state)

@@ -11,7 +11,14 @@ also for the final prediction), so there is no running state:
 Initialisation is PyTorch's default: conv weights and biases ~ U(-1/sqrt(fan_in), +1/sqrt(fan_in)),
 gamma = 1, beta = 0. The spatial rank r is read from the input, so 2D and 3D share this code.
 
-This is the only module that imports Flax; everything else sees a pytree of parameters.
+With `config.architecture == "s3net"` the functions `init` and `apply` build S3-Net's
+network instead (`sgscn_jax.core.s3net`, the other module that imports Flax); the loop,
+the losses and batching see the same pytree of parameters and the same `[*spatial, C]`
+response. `apply_consistency_head` is the head the transformation-consistency loss reads:
+S itself for SGSCN, the auxiliary head for S3-Net.
+
+This module and `s3net` are the only ones that import Flax; everything else sees a pytree
+of parameters.
 """
 
 from __future__ import annotations
@@ -106,7 +113,10 @@ class ResponseNetwork(nn.Module):
     return ImageBatchNorm(self.bn_epsilon, name="bn_final")(h)
 
 
-def _module(config: Config) -> ResponseNetwork:
+def _module(config: Config) -> nn.Module:
+  if config.architecture == "s3net":
+    from sgscn_jax.core import s3net  # s3net builds on this module's layers
+    return s3net.S3Net(config.n_channels, config.n_conv, config.bn_epsilon, config.padding)
   return ResponseNetwork(config.n_channels, config.n_conv, config.bn_epsilon, config.padding)
 
 
@@ -119,6 +129,14 @@ def init(key: jax.Array, image_shape: tuple, config: Config) -> Params:
 def apply(params: Params, image: jax.Array, config: Config) -> jax.Array:
   """The response map S `[*spatial, n_channels]` of `image` `[*spatial, C_in]`."""
   return _module(config).apply({"params": params}, image)
+
+
+def apply_consistency_head(params: Params, image: jax.Array, config: Config) -> jax.Array:
+  """The head L_AT compares with the warped response (`consistency`): `[*spatial, C]`;
+  `apply` itself for SGSCN, the auxiliary head for S3-Net."""
+  if config.architecture == "s3net":
+    return _module(config).apply({"params": params}, image, head="aux")
+  return apply(params, image, config)
 
 
 def parameter_count(params: Params) -> int:

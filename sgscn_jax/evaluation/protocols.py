@@ -10,7 +10,14 @@ Every summary and table reports these side by side, each under its own name (row
 | `object` | object | the mask-free object (`objects.extract_object`): what a user gets | no |
 | `central` | central | the one raw cluster chosen by a centre prior (`selection.central_cluster`) | no |
 
-No protocol multiplies a prediction by a (dilated) ground truth.
+No protocol above multiplies a prediction by a (dilated) ground truth. One diagnostic
+protocol does, and only when asked (`score(..., gt_clipped_radius=r)`, `--gt_clipped r`; never a
+default), to measure how far S3-Net's / MS-Former's published protocol moves a figure:
+
+`gt_clipped`, named "paper x dilated GT (INFLATED)": the paper cluster multiplied by the
+ground truth dilated by a (2r+1)^2 square; it reads the ground truth to delete false
+positives with the answer key. Its scores are inflated by construction and labelled so
+wherever they appear.
 """
 
 from __future__ import annotations
@@ -36,6 +43,30 @@ PROTOCOL_TEXT = {
 }
 MASK_FREE = ("object", "central")
 
+# Diagnostic protocols: computed only on request, reported after the others, never results.
+DIAGNOSTIC = ("gt_clipped",)
+ALL_PROTOCOLS = PROTOCOLS + DIAGNOSTIC
+PROTOCOL_NAMES["gt_clipped"] = "paper x dilated GT (INFLATED)"
+PROTOCOL_TEXT["gt_clipped"] = (
+    "paper x dilated GT (INFLATED, diagnostic only): the paper cluster multiplied by the "
+    "ground truth dilated by a square structuring element (S3-Net's / MS-Former's published "
+    "protocol); it deletes false positives with the answer key, so its scores are not results")
+
+
+def dilated_ground_truth(gt: np.ndarray, radius: int) -> np.ndarray:
+  """`gt` dilated by a square (cube in 3D) of side 2 radius + 1: `binary_dilation` with
+  `np.ones((2r+1,) * ndim)`. The S3-Net code dilates the ground truth before multiplying;
+  its structuring element is not known to us, so `radius` is a parameter (default 1: 3x3)."""
+  gt = np.asarray(gt, bool)
+  if radius <= 0:
+    return gt
+  return ndimage.binary_dilation(gt, np.ones((2 * radius + 1,) * gt.ndim, bool))
+
+
+def gt_clipped(prediction: np.ndarray, gt: np.ndarray, radius: int = 1) -> np.ndarray:
+  """INFLATED diagnostic: `prediction AND dilate(gt, radius)` (`dilated_ground_truth`)."""
+  return np.asarray(prediction, bool) & dilated_ground_truth(gt, radius)
+
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
   """`mask` with every background region not connected to the array's border filled
@@ -44,9 +75,11 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def predictions(labels: np.ndarray, gt: Optional[np.ndarray], valid: Optional[np.ndarray] = None,
-                object_mask: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+                object_mask: Optional[np.ndarray] = None,
+                gt_clipped_radius: Optional[int] = None) -> Dict[str, np.ndarray]:
   """The binary prediction of each protocol that applies: the oracle ones need `gt`,
-  "object" needs the object's mask (computed once by the caller)."""
+  "object" needs the object's mask (computed once by the caller); the diagnostic
+  "gt_clipped" (INFLATED) only with `gt_clipped_radius` (never by default)."""
   out: Dict[str, np.ndarray] = {}
   if gt is not None:
     paper = selection.select(labels, "largest_overlap", gt, valid)
@@ -55,17 +88,21 @@ def predictions(labels: np.ndarray, gt: Optional[np.ndarray], valid: Optional[np
   if object_mask is not None:
     out["object"] = np.asarray(object_mask, bool)
   out["central"] = selection.select(labels, "central")
+  if gt is not None and gt_clipped_radius is not None:
+    out["gt_clipped"] = gt_clipped(out["largest_overlap"], gt, gt_clipped_radius)
   return out
 
 
 def score(labels: np.ndarray, gt: Optional[np.ndarray], valid: Optional[np.ndarray] = None,
           spacing: Optional[Sequence[float]] = None,
-          object_mask: Optional[np.ndarray] = None) -> Dict[str, float]:
-  """Every metric of every protocol, `{"<protocol>.<metric>": value}`; empty without `gt`."""
+          object_mask: Optional[np.ndarray] = None,
+          gt_clipped_radius: Optional[int] = None) -> Dict[str, float]:
+  """Every metric of every protocol, `{"<protocol>.<metric>": value}`; empty without `gt`.
+  With `gt_clipped_radius` also the INFLATED diagnostic `gt_clipped.<metric>`."""
   row: Dict[str, float] = {}
   if gt is None:
     return row
-  for key, pred in predictions(labels, gt, valid, object_mask).items():
+  for key, pred in predictions(labels, gt, valid, object_mask, gt_clipped_radius).items():
     for name, value in metrics.all_metrics(pred, gt, valid, spacing=spacing).items():
       row[f"{key}.{name}"] = value
   return row

@@ -96,7 +96,7 @@ def sparkline(values: Sequence[float], width: int = 90, height: int = 24,
 
 def _summary_table(summary: Mapping[str, Any]) -> str:
   metrics = summary.get("metrics", {})
-  keys = [k for k in protocols.PROTOCOLS if f"{k}.dice" in metrics]
+  keys = [k for k in protocols.ALL_PROTOCOLS if f"{k}.dice" in metrics]
   if not keys:
     return '<p class="note">No ground truth: segmentation only.</p>'
   head = "".join(f"<th>{html.escape(protocols.PROTOCOL_NAMES[k])}</th>" for k in keys)
@@ -165,7 +165,7 @@ def write_report(out_dir: str | Path, summary: Mapping[str, Any],
   """Writes `<out_dir>/report.html` (atomically; with `labels_colour/`) and returns its path."""
   out = Path(out_dir)
   _colour_labels(out, rows)
-  keys = [k for k in protocols.PROTOCOLS if any(f"{k}.dice" in r for r in rows)]
+  keys = [k for k in protocols.ALL_PROTOCOLS if any(f"{k}.dice" in r for r in rows)]
   title = f"{summary.get('method', 'run')}: {summary.get('finished', 0)} of " \
           f"{summary.get('cases', 0)} cases"
   failed = summary.get("failed", 0)

@@ -46,7 +46,7 @@ def run_markdown(summary: Mapping[str, Any]) -> str:
   `summary["hd95_unit"]`, pixels by default), then iterations, labels left and time."""
   unit = summary.get("hd95_unit", "pixels")
   parts = []
-  for rule in protocols.PROTOCOLS:
+  for rule in protocols.ALL_PROTOCOLS:
     stats = {k.split(".", 1)[1]: v for k, v in summary["metrics"].items()
              if k.startswith(rule + ".")}
     if not stats:

@@ -225,7 +225,7 @@ def protocol_notes(runs: Sequence[Run], done: Mapping[str, List[image_runs.RunRe
 
 # Table file suffix of each protocol (table1.md is the paper's protocol, as before).
 PROTOCOL_SUFFIX = {"largest_overlap": "", "paper_fill": "_paper_fill", "object": "_object",
-                   "central": "_central"}
+                   "central": "_central", "gt_clipped": "_gt_clipped_INFLATED"}
 
 
 def protocol_reference(runs: Sequence[Run]) -> Optional[str]:
@@ -310,7 +310,7 @@ def write_outputs(plan_: TablePlan, done: Mapping[str, List[image_runs.RunResult
 
   log_notes = [f"Wall time of this invocation: {total_seconds:.0f} s for "
                f"{len(log)} runs (run_log.csv; resumed cases cost nothing)"]
-  present = [key for key in protocols.PROTOCOLS
+  present = [key for key in protocols.ALL_PROTOCOLS
               if any(f"{key}.dice" in res.summary.get("metrics", {})
                      for results_ in done.values() for res in results_)]
   for rule in present:

@@ -68,6 +68,9 @@ class RunOptions:
     seeds_per_image: E > 1 runs each image with E keys (`seed_key`) in the same batch and
       fuses the E label maps (`evaluation.consensus`): the consensus is the case's label
       map, and `uncertainty/<id>.png` its per-pixel agreement (255 = all seeds agree).
+    gt_clipped: None (the default) or a dilation radius r: every case is also scored under
+      the INFLATED diagnostic protocol `gt_clipped` (the paper cluster multiplied by the
+      ground truth dilated by a (2r+1)^2 square, S3-Net's published protocol).
   """
   out_dir: str
   size: Any = None
@@ -81,6 +84,7 @@ class RunOptions:
   objects: Optional[ObjectConfig] = None
   hair_removal: bool = False
   seeds_per_image: int = 1
+  gt_clipped: Optional[int] = None
 
 
 class Pending(NamedTuple):
@@ -119,7 +123,7 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
     if record.extra.get(key) is not None:
       row[key] = record.extra[key]
   runner.check_mask(record, item.case, row)
-  runner.add_scores(row, labels, record, found)
+  runner.add_scores(row, labels, record, found, options.gt_clipped)
   results.write_case(out, row)
   return row
 
@@ -194,6 +198,9 @@ def without_hair(load: Callable[[Case], Record]) -> Callable[[Case], Record]:
 def _needs(row: Dict[str, Any], options: RunOptions) -> bool:
   if "largest_overlap.dice" in row and "paper_fill.dice" not in row:
     return True
+  if options.gt_clipped is not None and "largest_overlap.dice" in row and (
+      "gt_clipped.dice" not in row):
+    return True
   return options.objects is not None and row.get("object_version") != objects.VERSION
 
 
@@ -211,7 +218,8 @@ def complete_protocols(cases: Sequence[Case], load: Callable[[Case], Record],
       continue
     record = load(case)
     labels = np.asarray(iio.imread(path)).astype(np.int64)
-    runner.add_scores(row, labels, record, _object_and_overlay(out, labels, record, options))
+    runner.add_scores(row, labels, record, _object_and_overlay(out, labels, record, options),
+                      options.gt_clipped)
     results.write_case(out, row)
     upgraded += 1
   return upgraded

@@ -106,14 +106,16 @@ class Driver(Protocol):
 
 
 def score_labels(labels: np.ndarray, record: Record,
-                 object_mask: Optional[np.ndarray] = None) -> Dict[str, float]:
+                 object_mask: Optional[np.ndarray] = None,
+                 gt_clipped: Optional[int] = None) -> Dict[str, float]:
   """Metrics of every protocol that applies (`protocols.score`), `{"<protocol>.<metric>"}`.
 
   Uses the record's `valid` region (e.g. DRIVE's field of view) and, for volumes, its voxel
-  `spacing` (HD95 in the spacing's unit), when present in `record.extra`.
+  `spacing` (HD95 in the spacing's unit), when present in `record.extra`. `gt_clipped`
+  (a dilation radius; None: off, the default) adds the INFLATED diagnostic protocol.
   """
   return protocols.score(labels, record.mask, record.extra.get("valid"),
-                         record.extra.get("spacing"), object_mask)
+                         record.extra.get("spacing"), object_mask, gt_clipped)
 
 
 class FoundObject(NamedTuple):
@@ -130,13 +132,14 @@ def find_object(labels: np.ndarray, record: Record, config: objects.ObjectConfig
 
 
 def add_scores(row: Dict[str, Any], labels: np.ndarray, record: Record,
-               found: Optional[FoundObject]) -> None:
-  """The object's fields (when there is one) and every protocol's scores, into `row`."""
+               found: Optional[FoundObject], gt_clipped: Optional[int] = None) -> None:
+  """The object's fields (when there is one) and every protocol's scores, into `row`
+  (with `gt_clipped`, also the INFLATED diagnostic protocol)."""
   if found is not None:
     row.update(object_version=objects.VERSION, object_reason=found.reason,
                object_seconds=round(found.seconds, 4),
                object_fraction=round(float(found.mask.mean()), 5))
-  row.update(score_labels(labels, record, None if found is None else found.mask))
+  row.update(score_labels(labels, record, None if found is None else found.mask, gt_clipped))
 
 
 def overlay_prediction(labels, record: Record, rule: str) -> np.ndarray:
@@ -168,7 +171,7 @@ def metric_summary(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
   """Mean, std, n of every `<rule>.<metric>` column present in `rows`, over the cases whose
   ground truth has a foreground (an empty mask's scores stay in its row, apart)."""
   scored = [r for r in rows if not r.get("empty_mask")]
-  columns = [f"{key}.{m}" for key in protocols.PROTOCOLS for m in SUMMARY_METRICS]
+  columns = [f"{key}.{m}" for key in protocols.ALL_PROTOCOLS for m in SUMMARY_METRICS]
   present = [c for c in columns if any(c in r for r in scored)]
   return results.summarise(scored, present) if present else {}
 
