@@ -36,6 +36,9 @@ def run(main: Callable[[list], Optional[int]]) -> None:
     except KeyboardInterrupt as e:
       if not getattr(e, "reported", False):  # the runner has said what is kept
         print("\ninterrupted (Ctrl-C)", file=sys.stderr)
+      # Objects the interrupt left half-used (an image file being read) are collected at
+      # exit; their `__del__` errors would print tracebacks after the one-line message.
+      sys.unraisablehook = lambda unraisable: None
       return INTERRUPTED
 
   try:
