@@ -13,6 +13,7 @@ from sgscn_jax.core import batching as _batching
 from sgscn_jax.core.loop import STOP_REASONS
 
 SMALL = Config(n_channels=16, iterations=6, early_stop=False)
+EARLY = Config(n_channels=16, iterations=40, min_labels=3, early_stop=True)
 
 
 def _image(seed, shape=(20, 24, 3)):
@@ -66,7 +67,7 @@ def test_batch_equals_single_image_runs(batching, chunk_size):
 def test_early_stopping_freezes_each_lane_independently(batching):
   """Two lanes that stop at different iterations: each stops exactly when its own rule
   fires (the first pre-update label count <= min_labels), as in its single run."""
-  cfg = Config(n_channels=16, iterations=40, min_labels=3, early_stop=True)
+  cfg = EARLY
   images = np.stack([_image(0), np.random.default_rng(5).uniform(size=(20, 24, 3)).astype(np.float32)])
   keys = image_keys(0, 2)
   batch = segment_batch(keys, images, cfg, batching=batching)
@@ -83,10 +84,11 @@ def test_early_stopping_freezes_each_lane_independently(batching):
 
 
 def test_python_loop_equals_the_compiled_loop():
-  """`loop_fn=python_loop` runs the same steps eagerly, one Python iteration at a time."""
-  for cfg in (Config(n_channels=8, iterations=2, early_stop=False),
-              Config(n_channels=8, iterations=4, min_labels=6)):
-    image = jnp.asarray(_image(3, (8, 12, 3)))
+  """`loop_fn=python_loop` runs the same steps eagerly, one Python iteration at a time.
+  (The configurations and shapes are other tests' too, so the compiled runs come from the
+  compilation cache.)"""
+  for cfg in (SMALL, EARLY):
+    image = jnp.asarray(_image(0))
     compiled = segment_one(jax.random.key(2), image, cfg)
     eager = segment_image(jax.random.key(2), image, cfg, loop_fn=python_loop)
     assert int(eager.iterations) == int(compiled.iterations)
@@ -95,18 +97,18 @@ def test_python_loop_equals_the_compiled_loop():
 
 
 def test_second_call_does_not_retrace():
-  cfg = Config(n_channels=8, iterations=2, early_stop=False)
-  img = _image(0, (12, 12, 3))
-  segment_one(jax.random.key(0), img, cfg)
+  img = _image(0)
+  segment_one(jax.random.key(0), img, SMALL)
   size = _batching.SGSCN.one._cache_size()
-  segment_one(jax.random.key(1), img * 0.5, cfg)
-  segment_one(jax.random.key(2), img, Config(n_channels=8, iterations=2, early_stop=False))
+  segment_one(jax.random.key(1), img * 0.5, SMALL)
+  segment_one(jax.random.key(2), img, dataclasses.replace(SMALL))  # equal, another object
   assert _batching.SGSCN.one._cache_size() == size
+  images = np.stack([_image(i) for i in range(3)])
   for batching, fn in (("vmap", _batching.SGSCN.vmap),
                        ("sequential", _batching.SGSCN.sequential)):
-    segment_batch(image_keys(0, 2), np.stack([img, img]), cfg, batching=batching)
+    segment_batch(image_keys(0, 3), images, SMALL, batching=batching)
     size = fn._cache_size()
-    segment_batch(image_keys(1, 2), np.stack([img, img * 0.3]), cfg, batching=batching)
+    segment_batch(image_keys(1, 3), images * 0.3, SMALL, batching=batching)
     assert fn._cache_size() == size
 
 
