@@ -240,10 +240,10 @@ def segment_image(key, image, config: Config, spacing=None, *,
               else None)
   shapes = stage_shapes(image.shape[:-1], config)
   end = 0
-  for stage, (shape, (_, n)) in enumerate(zip(shapes, config.schedule)):
+  for shape, (_, n) in zip(shapes, config.schedule):
     end += n
     coarse = jax.image.resize(image, shape + image.shape[-1:], "linear", antialias=True)
-    state = _restart_stage(state, shape) if stage else _restart_stage(state, shape, True)
+    state = _restart_stage(state, shape)
     state = _run_loop(state, coarse, config, spacing, end, loop_fn, fixed_start=end - n,
                       loss_key=loss_key)
   if config.schedule:
@@ -270,12 +270,11 @@ def stage_shapes(spatial_shape, config: Config) -> Tuple[Tuple[int, ...], ...]:
                for scale, _ in config.schedule)
 
 
-def _restart_stage(state: LoopState, shape, first: bool = False) -> LoopState:
+def _restart_stage(state: LoopState, shape) -> LoopState:
   """The state at the start of a schedule stage on images of spatial `shape`: a stop of the
   previous stage's rule is forgotten (a non-finite stop is kept), and the "stable" rule
   starts afresh (no previous argmax at this shape, no calm iterations, reason "cap")."""
-  if not first:
-    state = state._replace(stopped=~state.finite)
+  state = state._replace(stopped=~state.finite)
   if state.previous is None:
     return state
   return state._replace(previous=jnp.full(tuple(shape), -1, jnp.int32),
