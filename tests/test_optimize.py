@@ -313,6 +313,26 @@ def test_schedule_parameters_carry_across_resolutions():
   assert any(moved)
 
 
+def test_schedule_stage_that_stops_early_keeps_its_budget_to_itself():
+  """Each stage's budget counts from where it starts: a coarse stage stopped early by the
+  stable rule does not pass its unused iterations to the full-resolution stage (which
+  would make early stopping cost more, not less). The loop bound each stage's loop was
+  given is read off its condition."""
+  entered, ends = [], []
+
+  def recording_loop(cond, body, state):
+    entered.append(int(state.step))
+    free = state._replace(stopped=jnp.array(False))
+    ends.append(next(k for k in range(20) if not bool(cond(free._replace(step=jnp.array(k))))))
+    return python_loop(cond, body, state)
+
+  staged = dataclasses.replace(COARSE, iterations=10, schedule=((0.5, 6),), early_stop=True,
+                               stop_rule="stable", stable_fraction=1.0, stable_iterations=1)
+  segment_image(jax.random.key(0), jnp.asarray(_image(0)), staged, loop_fn=recording_loop)
+  assert entered[0] == 0 and ends[0] == 6
+  assert entered[1] < 6 and ends[1] == entered[1] + 4
+
+
 def test_flat_schedule_is_todays_loop_and_bad_schedules_are_refused():
   a = segment_one(jax.random.key(3), _image(1), SMALL)
   b = segment_one(jax.random.key(3), _image(1), dataclasses.replace(SMALL, schedule=()))

@@ -58,8 +58,11 @@ class Config:
     schedule: a coarse-to-fine schedule, `((scale, n), ...)`: the first stages run `n`
       iterations each on the image resized by `scale` (0 < scale < 1, every axis; the
       network is fully convolutional, so parameters and optimiser state carry over), the
-      remaining `iterations - sum(n)` run at full resolution. A stage ends at its budget or
-      when the stop rule fires (the next stage then starts; only the last one ends the run).
+      remaining `iterations - sum(n)` run at full resolution. Each stage has its own
+      budget: it ends after its iterations or when the stop rule fires (the next stage then
+      starts; only the last one ends the run), and a stage that stops early does not pass
+      its unused iterations on, so a run never does more full-resolution iterations than
+      `iterations - sum(n)`.
       Empty (the default): today's flat loop, bit for bit.
     architecture: the network F: "sgscn" (the published SGSCN/Kim et al. network,
       `network.ResponseNetwork`) or "s3net" (S3-Net's network, `s3net.S3Net`, 2D only:

@@ -239,17 +239,18 @@ def segment_image(key, image, config: Config, spacing=None, *,
   loss_key = (jax.random.fold_in(key, LOSS_KEY_TAG) if losses.needs_context(config.active_terms)
               else None)
   shapes = stage_shapes(image.shape[:-1], config)
-  end = 0
+  planned = 0   # where each stage starts when no stage stops early (static)
   for shape, (_, n) in zip(shapes, config.schedule):
-    end += n
     coarse = jax.image.resize(image, shape + image.shape[-1:], "linear", antialias=True)
     state = _restart_stage(state, shape)
-    state = _run_loop(state, coarse, config, spacing, end, loop_fn, fixed_start=end - n,
-                      loss_key=loss_key)
+    state = _run_loop(state, coarse, config, spacing, _stage_end(state, planned, n, config),
+                      loop_fn, fixed_start=planned, loss_key=loss_key)
+    planned += n
   if config.schedule:
     state = _restart_stage(state, image.shape[:-1])
-  state = _run_loop(state, image, config, spacing, config.iterations, loop_fn,
-                    fixed_start=end, loss_key=loss_key)
+  state = _run_loop(state, image, config, spacing,
+                    _stage_end(state, planned, config.iterations - planned, config), loop_fn,
+                    fixed_start=planned, loss_key=loss_key)
   response = network.apply(state.params, image, config)
   chex.assert_shape(response, image.shape[:-1] + (config.n_channels,))
   labels, k = renumber(losses.cluster_labels(response), config.n_channels)
@@ -268,6 +269,17 @@ def stage_shapes(spatial_shape, config: Config) -> Tuple[Tuple[int, ...], ...]:
   rounded, at least 2 pixels (the full-resolution last stage is not listed)."""
   return tuple(tuple(max(2, int(round(n * scale))) for n in spatial_shape)
                for scale, _ in config.schedule)
+
+
+def _stage_end(state: LoopState, planned: int, n: int, config: Config):
+  """The step at which a stage of at most `n` iterations ends. Each stage has its own
+  budget, counted from where it starts: a coarse stage that stops early does not hand its
+  unused iterations to the next (more expensive) one. Without early stopping every stage
+  runs its budget, so the end is the static `planned + n` (a `fori_loop` bound); the flat
+  loop's end is `config.iterations`, as it always was."""
+  if not config.schedule or not config.early_stop:
+    return planned + n
+  return state.step + n
 
 
 def _restart_stage(state: LoopState, shape) -> LoopState:
