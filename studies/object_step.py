@@ -80,13 +80,15 @@ def main():
   parser.add_argument("--methods", default="")
   parser.add_argument("--runs", nargs="*", default=[])
   parser.add_argument("--hair_removal", action="store_true")
+  parser.add_argument("--pieces", action="store_true",
+                      help="the object step decides per connected piece of a cluster")
   parser.add_argument("--bounds", action="store_true",
                       help="also the oracle ceilings of cluster unions (read the mask)")
   args = parser.parse_args()
   cases, load = list_dataset(args.dataset, args.data_dir)
   if args.hair_removal:
     load = without_hair(load)
-  config = objects.ObjectConfig(**object_prior(args.dataset))
+  config = objects.ObjectConfig(**object_prior(args.dataset), pieces=args.pieces)
   sources = [(m, label_maps_of_method(m, cases, load)) for m in args.methods.split(",") if m]
   sources += [(r, label_maps_of_run(r, cases, load)) for r in args.runs]
   for name, maps in sources:

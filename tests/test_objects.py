@@ -139,6 +139,40 @@ def test_polarity_and_regions_choose_the_region():
   assert _dsc(core.mask, truth) > 0.95
 
 
+def test_pieces_split_a_cluster_shared_by_rim_and_skin():
+  """A cluster holding the lesion's dark rim and a large bright stretch of skin elsewhere
+  (not connected to the rim): per cluster its mean is bright and the rim is lost; per
+  connected piece the rim joins the core. The ids reported are the input clusters'."""
+  shape = (64, 64)
+  truth = _disc(shape, (35.5, 31.5), 14)
+  labels = np.where(truth, 1, 0)
+  labels[_disc(shape, (35.5, 31.5), 7)] = 2
+  labels[:14] = 1                                          # skin in the rim's cluster
+  colours = np.array([SKIN, RING, CORE])[labels]
+  colours[:14] = (0.9, 0.8, 0.75)
+  image = np.clip(colours + 0.01 * np.random.default_rng(0).normal(size=colours.shape), 0, 1)
+  whole = extract_object(_framed(labels, 5), image, ObjectConfig(polarity="dark"))
+  split = extract_object(_framed(labels, 5), image, ObjectConfig(polarity="dark", pieces=True))
+  assert whole.foreground_ids.tolist() == [2] and _dsc(whole.mask, truth) < 0.5
+  assert split.foreground_ids.tolist() == [1, 2] and _dsc(split.mask, truth) > 0.95
+  assert not split.mask[:14].any()
+
+
+def test_connected_pieces_against_scipy():
+  labels = _voronoi((40, 50), 6, seed=3)
+  labels[10:12] = 2                                        # cuts cells into pieces
+  labels[0, 0] = -1
+  pieces, parent = regions.connected_pieces(labels)
+  assert pieces[0, 0] == -1
+  for value in range(6):
+    _, n = ndimage.label(labels == value)
+    assert np.sum(parent == value) == n
+  for piece in range(len(parent)):
+    inside = pieces == piece
+    assert np.all(labels[inside] == parent[piece])
+    assert ndimage.label(inside)[1] == 1
+
+
 def test_one_region_gives_no_object():
   result = extract_object(np.zeros((16, 16), int), np.full((16, 16, 3), 0.5))
   assert not result.mask.any() and "no object" in result.reason

@@ -205,3 +205,12 @@ def test_resuming_an_older_run_adds_the_new_protocols(tmp_path):
   assert not calls
   assert all(r["object_version"] == objects.VERSION and r["object_reason"] != "stale"
              for r in third.rows)
+  assert all(r["object_config"] == "polarity='dark'" for r in third.rows)
+  # ... and so are objects found with other object settings (here: per connected piece).
+  fourth = image_runs.run_dataset(
+      cases, folder.load_case, TINY,
+      image_runs.RunOptions(out_dir=str(tmp_path / "out"), batch_size=2,
+                            objects=ObjectConfig(polarity="dark", pieces=True)),
+      method=lambda *a: calls.append(a))
+  assert not calls
+  assert all(r["object_config"] == "polarity='dark',pieces=True" for r in fourth.rows)

@@ -28,7 +28,8 @@ import numpy as np
 from sgscn_jax.data import channels
 from sgscn_jax.evaluation.hierarchy import adjacency, dense_ids, merge_sequence, region_sums
 from sgscn_jax.evaluation.regions import (analysis_shape, as_channels, border_ring, central_component,
-                                          close_mask, components, convex_hull, drop_border_components,
+                                          close_mask, components, connected_pieces, convex_hull,
+                                          drop_border_components,
                                           drop_small_components, fill_frame, fill_holes,
                                           largest_components, open_mask, resize_image,
                                           resize_nearest)
@@ -65,6 +66,10 @@ class ObjectConfig:
       covers at least this fraction of the image, else this side is not the lungs' side.
     min_vessel_size: vessels: components (full connectivity) with fewer pixels, at input
       size, are dropped; 0 keeps all.
+    pieces: decide per connected piece of a cluster (face connectivity, at analysis size)
+      instead of per cluster: a cluster that holds both a lesion's rim and a stretch of
+      skin is split where the two are not connected. The hierarchy then starts from the
+      pieces.
   """
   profile: str = "lesion"
   polarity: str = "auto"
@@ -79,6 +84,7 @@ class ObjectConfig:
   min_lung_fraction: float = 0.01
   min_body_fraction: float = 0.25
   min_vessel_size: int = 5
+  pieces: bool = False
 
   def __post_init__(self):
     if self.profile not in PROFILES:
@@ -88,6 +94,15 @@ class ObjectConfig:
     if (self.regions is not None and self.regions < 1) or self.frame < 0 or (
         self.opening_radius < 0):
       raise ValueError("regions must be >= 1, frame and opening_radius >= 0")
+
+
+def config_tag(config: ObjectConfig) -> str:
+  """The fields of `config` that differ from `ObjectConfig()`'s, as `name=value,...` in
+  field order ("" for the defaults): recorded per case beside `VERSION`, so that a run
+  resumed with other object settings redoes the objects instead of mixing two rules."""
+  default = ObjectConfig()
+  return ",".join(f"{f.name}={getattr(config, f.name)!r}" for f in dataclasses.fields(config)
+                  if getattr(config, f.name) != getattr(default, f.name))
 
 
 class ObjectResult(NamedTuple):
@@ -200,6 +215,10 @@ def extract_object(labels: np.ndarray, image: np.ndarray, config: ObjectConfig =
   if valid is not None:
     filled = np.where(np.asarray(valid, bool), filled, -1)
   dense, ids = dense_ids(resize_nearest(filled, work))
+  cluster_of = np.arange(len(ids))           # the cluster (index into ids) of each region
+  if config.pieces:
+    dense, cluster_of = connected_pieces(dense)
+  k = len(cluster_of)
   image = resize_image(image, work)
   # The object channel: the most bimodal smoothed candidate (a channel or PC1) inside the
   # central field (and `valid`), and its Otsu threshold there (data.channels).
@@ -208,12 +227,14 @@ def extract_object(labels: np.ndarray, image: np.ndarray, config: ObjectConfig =
     field = dense >= 0
   name, x = channels.most_bimodal_channel(image, config.channel_sigma, field=field)
   threshold = channels.otsu_threshold(x[field]) if np.ptp(x[field]) > 0 else float(x.max())
-  counts, sums = region_sums(dense, x[..., None], len(ids))
-  lookups = merge_sequence(counts, sums, adjacency(dense, len(ids)))
-  wanted = len(ids) if config.regions is None else config.regions
-  lookup = lookups[int(np.clip(len(ids) - wanted, 0, len(lookups) - 1))]
+  if config.regions is None or config.regions >= k:
+    lookup = np.arange(k)                    # the finest level: no merge needed
+  else:
+    counts, sums = region_sums(dense, x[..., None], k)
+    lookups = merge_sequence(counts, sums, adjacency(dense, k))
+    lookup = lookups[int(np.clip(k - config.regions, 0, len(lookups) - 1))]
   regions = np.append(lookup, -1)[dense]
-  n = int(lookup.max()) + 1 if len(ids) else 0
+  n = int(lookup.max()) + 1 if k else 0
   regions_out = resize_nearest(regions, shape)
   if n < 2:
     return ObjectResult(np.zeros(shape, bool), regions_out, ids[:0], f"{n} region(s): no object")
@@ -244,4 +265,5 @@ def extract_object(labels: np.ndarray, image: np.ndarray, config: ObjectConfig =
   reason = (f"{config.profile}: the {key} side of channel {name} (Otsu threshold "
             f"{threshold:.3f}): {len(chosen)} of {n} regions, border contact "
             f"{contact_of(chosen):.2f}; {how}; object {mask.mean():.3f} of the image")
-  return ObjectResult(mask, regions_out, np.sort(ids[np.isin(lookup, chosen)]), reason)
+  return ObjectResult(mask, regions_out, np.unique(ids[cluster_of[np.isin(lookup, chosen)]]),
+                      reason)

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
-from skimage import morphology, transform
+from skimage import measure, morphology, transform
 
 
 
@@ -105,6 +105,17 @@ def components(mask: np.ndarray, full: bool = False) -> tuple[np.ndarray, np.nda
   structure = ndimage.generate_binary_structure(mask.ndim, mask.ndim if full else 1)
   comp, n = ndimage.label(mask, structure)
   return comp, np.bincount(comp.ravel(), minlength=n + 1)
+
+
+def connected_pieces(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Each region of `dense` (ids 0..K-1, -1 ignored) split into its connected pieces (face
+  connectivity): (pieces `[*spatial]` ids 0..n-1 in raster order of first appearance, -1
+  kept; parent `[n]`, the `dense` id of each piece)."""
+  pieces = measure.label(np.asarray(dense) + 1, background=0, connectivity=1) - 1
+  parent = np.zeros(int(pieces.max()) + 1, np.int64)
+  inside = pieces >= 0
+  parent[pieces[inside]] = np.asarray(dense)[inside]
+  return pieces.astype(np.int64), parent
 
 
 def central_component(mask: np.ndarray, centre_weight: float = 4.0,

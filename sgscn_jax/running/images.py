@@ -201,13 +201,16 @@ def _needs(row: Dict[str, Any], options: RunOptions) -> bool:
   if options.gt_clipped is not None and "largest_overlap.dice" in row and (
       "gt_clipped.dice" not in row):
     return True
-  return options.objects is not None and row.get("object_version") != objects.VERSION
+  return options.objects is not None and (
+      row.get("object_version") != objects.VERSION
+      or row.get("object_config") != objects.config_tag(options.objects))
 
 
 def complete_protocols(cases: Sequence[Case], load: Callable[[Case], Record],
                        options: RunOptions) -> int:
   """Adds the protocols a finished case lacks (paper+fill; the object, its PNG and overlay
-  when `options.objects` is set, also when it was found by another `objects.VERSION`) from
+  when `options.objects` is set, also when it was found by another `objects.VERSION` or
+  other object settings, `objects.config_tag`) from
   its saved label map; returns how many were updated.
   A run made before these protocols existed is upgraded in place when it is resumed."""
   out, upgraded = Path(options.out_dir), 0

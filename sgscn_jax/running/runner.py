@@ -122,13 +122,15 @@ class FoundObject(NamedTuple):
   mask: np.ndarray     # [*spatial] bool at the label map's shape
   reason: str          # what the object step chose, in words
   seconds: float
+  config_tag: str = ""  # `objects.config_tag` of the settings that found it
 
 
 def find_object(labels: np.ndarray, record: Record, config: objects.ObjectConfig) -> FoundObject:
   """The mask-free object of a label map (`objects.extract_object`), timed."""
   start = time.perf_counter()
   found = objects.extract_object(labels, record.image, config, valid=record.extra.get("valid"))
-  return FoundObject(np.asarray(found.mask, bool), found.reason, time.perf_counter() - start)
+  return FoundObject(np.asarray(found.mask, bool), found.reason, time.perf_counter() - start,
+                     objects.config_tag(config))
 
 
 def add_scores(row: Dict[str, Any], labels: np.ndarray, record: Record,
@@ -136,7 +138,8 @@ def add_scores(row: Dict[str, Any], labels: np.ndarray, record: Record,
   """The object's fields (when there is one) and every protocol's scores, into `row`
   (with `gt_clipped`, also the INFLATED diagnostic protocol)."""
   if found is not None:
-    row.update(object_version=objects.VERSION, object_reason=found.reason,
+    row.update(object_version=objects.VERSION, object_config=found.config_tag,
+               object_reason=found.reason,
                object_seconds=round(found.seconds, 4),
                object_fraction=round(float(found.mask.mean()), 5))
   row.update(score_labels(labels, record, None if found is None else found.mask, gt_clipped))
