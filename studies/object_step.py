@@ -21,12 +21,11 @@ from pathlib import Path
 import imageio.v3 as iio
 import jax
 import numpy as np
-from scipy import ndimage
 
 from sgscn_jax import get_method
 from sgscn_jax.data import resize
 from sgscn_jax.data.datasets import list_dataset, object_prior
-from sgscn_jax.evaluation import metrics, objects, protocols
+from sgscn_jax.evaluation import metrics, objects, protocols, regions
 from sgscn_jax.running.images import without_hair
 
 
@@ -40,17 +39,13 @@ def union_bounds(labels: np.ndarray, mask: np.ndarray, valid=None) -> dict:
   labels = np.asarray(labels, np.int64)
   if valid is not None:
     labels = np.where(np.asarray(valid, bool), labels, -1)
-  pieces, offset = np.full(labels.shape, -1, np.int64), 0
-  for value in np.unique(labels[labels >= 0]):
-    comp, n = ndimage.label(labels == value)
-    pieces[comp > 0] = comp[comp > 0] - 1 + offset
-    offset += n
+  pieces, _ = regions.connected_pieces(labels)
   out = {}
-  for name, regions in (("clusters", labels), ("pieces", pieces)):
-    inside = regions >= 0
-    count = np.bincount(regions[inside], minlength=1)
-    hits = np.bincount(regions[inside], weights=mask[inside], minlength=1)
-    union = inside & (2 * hits > count)[np.maximum(regions, 0)]
+  for name, parts in (("clusters", labels), ("pieces", pieces)):
+    inside = parts >= 0
+    count = np.bincount(parts[inside], minlength=1)
+    hits = np.bincount(parts[inside], weights=mask[inside], minlength=1)
+    union = inside & (2 * hits > count)[np.maximum(parts, 0)]
     out[name] = metrics.dice(union, mask, valid)
   return out
 
