@@ -11,6 +11,14 @@ map's own), and its agreement is the share of the maps that give it that id:
 
 Identical maps give themselves with agreement 1; permuting any map's ids changes nothing.
 Where the seeds disagree, the agreement map shows it (`uncertainty/<case>.png`).
+
+Objects are fused too (`vote_objects`): each seed's label map gives its own mask-free object,
+and a pixel is in the consensus object when most seeds' objects hold it,
+
+    share(p) = |{e : object_e(p)}| / E,     object(p) = share(p) > 1/2
+
+(at share = 1/2, an even E's tie, a given tie-break mask decides). A binary answer varies
+less across seeds than a ~10-cluster partition, and voting on it needs no matching.
 """
 
 from __future__ import annotations
@@ -19,6 +27,33 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+
+
+class ObjectVote(NamedTuple):
+  mask: np.ndarray   # [*spatial] bool: the consensus object
+  share: np.ndarray  # [*spatial] float32 in [0, 1]: share of the seeds' objects holding p
+
+  @property
+  def agreement(self) -> np.ndarray:
+    """[*spatial] share of the seeds that agree with the consensus answer at p, in [1/2, 1]."""
+    return np.maximum(self.share, 1 - self.share)
+
+
+def vote_objects(masks: np.ndarray, tie: np.ndarray | None = None) -> ObjectVote:
+  """The per-pixel majority of `masks` `[E, *spatial]` (each seed's object). Where exactly
+  half the seeds hold a pixel (E even), `tie` `[*spatial]` decides (None: outside)."""
+  masks = np.asarray(masks, bool)
+  if masks.ndim < 2 or len(masks) < 1:
+    raise ValueError(f"expected [E, *spatial] object masks, got shape {masks.shape}")
+  votes = masks.sum(0)
+  share = (votes / len(masks)).astype(np.float32)
+  mask = 2 * votes > len(masks)
+  if tie is not None:
+    tie = np.asarray(tie, bool)
+    if tie.shape != mask.shape:
+      raise ValueError(f"tie-break mask {tie.shape} does not match the objects {mask.shape}")
+    mask |= (2 * votes == len(masks)) & tie
+  return ObjectVote(mask, share)
 
 
 class Consensus(NamedTuple):

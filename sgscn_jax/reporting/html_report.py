@@ -18,7 +18,7 @@ from sgscn_jax.evaluation import protocols
 
 REPORT = "report.html"
 PICTURES = (("overlays", "overlay"), ("objects", "object"), ("labels_colour", "labels"),
-            ("uncertainty", "agreement"))
+            ("uncertainty", "agreement"), ("object_share", "object share"))
 SCORES = ("dice", "jaccard", "hd95")
 
 _STYLE = """

@@ -67,7 +67,11 @@ class RunOptions:
       default (measured: docs/OBJECTS.md).
     seeds_per_image: E > 1 runs each image with E keys (`seed_key`) in the same batch and
       fuses the E label maps (`evaluation.consensus`): the consensus is the case's label
-      map, and `uncertainty/<id>.png` its per-pixel agreement (255 = all seeds agree).
+      map, and `uncertainty/<id>.png` its per-pixel agreement (255 = all seeds agree). Each
+      seed's own map is kept in `seed_labels/<id>_seed<e>.png`. With objects on, the
+      case's object is the vote of the E seeds' objects (`consensus.vote_objects`; an even
+      E's ties go to the consensus map's object), and `object_share/<id>.png` the share of
+      seeds whose object holds each pixel (255 = all).
     gt_clipped: None (the default) or a dilation radius r: every case is also scored under
       the INFLATED diagnostic protocol `gt_clipped` (the paper cluster multiplied by the
       ground truth dilated by a (2r+1)^2 square, S3-Net's published protocol).
@@ -100,7 +104,13 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
   record = item.record
   labels = resize.labels_to_shape(np.asarray(seg_i.labels), record.image.shape[:2])
   files.write_label_map(out / "labels" / f"{record.case_id}.png", labels)
-  found = _object_and_overlay(out, labels, record, options)
+  members = None
+  if getattr(seg_i, "members", None) is not None:   # E seeds: each seed's own label map
+    members = [resize.labels_to_shape(np.asarray(m), record.image.shape[:2])
+               for m in seg_i.members]
+    for e, m in enumerate(members):
+      files.write_label_map(_seed_labels_path(out, record.case_id, e), m)
+  found, share = _object_and_overlay(out, labels, record, options, members)
   if seg_i.history is not None:
     runner.write_history(out / "history" / f"{record.case_id}.csv", seg_i.history)
   row: Dict[str, Any] = {
@@ -117,6 +127,8 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
                                        record.image.shape[:2]).astype(np.uint8)
     files.write_png(out / "uncertainty" / f"{record.case_id}.png", agreement)
     row.update(seeds=options.seeds_per_image, agreement_mean=round(float(seg_i.agreement.mean()), 5))
+  if share is not None:   # the seeds' objects voted: how much they agree
+    row["object_agreement_mean"] = round(float(np.maximum(share, 1 - share).mean()), 5)
   norm = record.extra.get("normalisation") or {}
   row["intensity"] = "; ".join(str(norm[k]) for k in ("channels", "rule") if norm.get(k))
   for key in ("diagnosis", "diagnosis_name", "hair_fraction"):
@@ -128,19 +140,52 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
   return row
 
 
-def _object_and_overlay(out: Path, labels: np.ndarray, record: Record,
-                        options: RunOptions) -> Optional[runner.FoundObject]:
-  """The mask-free object (written to objects/<id>.png) when `options.objects` is set, and
-  the overlay (selection rule yellow, ground truth cyan, object magenta)."""
-  found = None
+def _seed_labels_path(out: Path, case_id: str, e: int) -> Path:
+  return out / "seed_labels" / f"{case_id}_seed{e}.png"
+
+
+def _saved_members(out: Path, case_id: str) -> Optional[List[np.ndarray]]:
+  """The seeds' own label maps of a consensus case, if they were saved."""
+  members = []
+  while _seed_labels_path(out, case_id, len(members)).exists():
+    members.append(np.asarray(iio.imread(_seed_labels_path(out, case_id, len(members))))
+                   .astype(np.int64))
+  return members or None
+
+
+def voted_object(labels: np.ndarray, members: Sequence[np.ndarray], record: Record,
+                 config: ObjectConfig) -> tuple:
+  """(FoundObject, share): the vote of the seeds' objects (`consensus.vote_objects`), ties
+  to the object of the consensus map `labels`."""
+  fused = runner.find_object(labels, record, config)
+  each = [runner.find_object(m, record, config) for m in members]
+  vote = consensus.vote_objects(np.stack([f.mask for f in each]), tie=fused.mask)
+  seconds = fused.seconds + sum(f.seconds for f in each)
+  reason = (f"vote of {len(each)} seeds' objects (ties: the consensus map's object, "
+            f"{fused.reason})")
+  return runner.FoundObject(vote.mask, reason, seconds, fused.config_tag), vote.share
+
+
+def _object_and_overlay(out: Path, labels: np.ndarray, record: Record, options: RunOptions,
+                        members: Optional[Sequence[np.ndarray]] = None) -> tuple:
+  """The mask-free object (written to objects/<id>.png) when `options.objects` is set (with
+  `members`, the seeds' own label maps, their objects' vote, and object_share/<id>.png), and
+  the overlay (selection rule yellow, ground truth cyan, object magenta). Returns
+  (FoundObject or None, the seeds' share map or None)."""
+  found = share = None
   if options.objects is not None:
-    found = runner.find_object(labels, record, options.objects)
+    if members:
+      found, share = voted_object(labels, members, record, options.objects)
+      files.write_png(out / "object_share" / f"{record.case_id}.png",
+                      np.round(255 * share).astype(np.uint8))
+    else:
+      found = runner.find_object(labels, record, options.objects)
     files.write_png(out / "objects" / f"{record.case_id}.png", found.mask.astype(np.uint8) * 255)
   pred = runner.overlay_prediction(labels, record, options.overlay_rule)
   files.write_png(out / "overlays" / f"{record.case_id}.png",
                   overlays.overlay(record.image, pred, record.mask,
                                    obj=None if found is None else found.mask))
-  return found
+  return found, share
 
 
 SIZES = (2048, 1536, 1024, 768, 512, 384, 256, 192, 128, 64)
@@ -221,8 +266,11 @@ def complete_protocols(cases: Sequence[Case], load: Callable[[Case], Record],
       continue
     record = load(case)
     labels = np.asarray(iio.imread(path)).astype(np.int64)
-    runner.add_scores(row, labels, record, _object_and_overlay(out, labels, record, options),
-                      options.gt_clipped)
+    found, share = _object_and_overlay(out, labels, record, options,
+                                       _saved_members(out, case.case_id))
+    if share is not None:
+      row["object_agreement_mean"] = round(float(np.maximum(share, 1 - share).mean()), 5)
+    runner.add_scores(row, labels, record, found, options.gt_clipped)
     results.write_case(out, row)
     upgraded += 1
   return upgraded
@@ -249,6 +297,7 @@ class Fused(NamedTuple):
   history: Any
   stop_reason: Any
   agreement: np.ndarray
+  members: np.ndarray    # [E, *spatial] each seed's own label map
 
 
 def _fuse(seg) -> Fused:
@@ -256,7 +305,7 @@ def _fuse(seg) -> Fused:
   first = _index(seg, 0)
   return Fused(fused.labels, int(fused.labels.max()) + 1, int(first.iterations),
                bool(np.all(seg.finite)), first.history, getattr(first, "stop_reason", None),
-               fused.agreement)
+               fused.agreement, np.asarray(seg.labels))
 
 
 class ImageDriver:
@@ -361,6 +410,10 @@ def _montage(cases: Sequence[Case], load: Callable[[Case], Record], options: Run
     title = case.case_id + ("" if dsc is None or math.isnan(dsc) else f"  DSC {100 * dsc:.1f}")
     agreement_path = out / "uncertainty" / f"{case.case_id}.png"
     agreement = np.asarray(iio.imread(agreement_path)) if agreement_path.exists() else None
+    share_path = out / "object_share" / f"{case.case_id}.png"
+    if object_path.exists() and share_path.exists():   # seeds' objects voted: their agreement
+      share = np.asarray(iio.imread(share_path)).astype(np.int32)
+      agreement = np.maximum(share, 255 - share).astype(np.uint8)
     rows.append((title, record.image, record.mask, pred, labels, agreement))
   if rows:
     height = min(256, max(r[1].shape[0] for r in rows))
