@@ -19,9 +19,12 @@ reference. Prints Markdown:
 3. For the consensus runs, agreement against errors: the pixels of low agreement (some seed
    disagrees, agreement < 1) and of full agreement; the share of each that is wrong under
    `paper` (the largest-overlap cluster) and under `object`, and the share of all errors
-   that lies in low-agreement pixels against the share of pixels that is low-agreement.
+   that lies in low-agreement pixels against the share of pixels that is low-agreement;
+   where the seeds' objects were voted (`object_share/`), also with the objects' agreement
+   (low: some seed's object disagrees with the vote).
 
-Only reads run folders (cases/*.json, labels/, objects/, uncertainty/) and the masks.
+Only reads run folders (cases/*.json, labels/, objects/, uncertainty/, object_share/)
+and the masks.
 """
 
 from __future__ import annotations
@@ -123,9 +126,12 @@ def spread_table(pair, seeds) -> str:
 
 
 def agreement_table(fused, seeds, cases, load) -> str:
+  """Error rates in the pixels of full and of low agreement. Two maps: the label map's
+  (`uncertainty/`: some seed's aligned cluster differs) and, where the seeds' objects were
+  voted (`object_share/`), the object's (some seed's object disagrees with the vote)."""
   _, paths = _runs(fused, seeds)
   by_id = {c.case_id: c for c in cases}
-  counts = {name: np.zeros((2, 2), np.int64) for name, _ in PROTOCOLS}  # [low?, wrong?]
+  counts: Dict[tuple, np.ndarray] = {}   # (protocol, map) -> [low?, wrong?]
   n = 0
   for path in paths:
     for row in read_rows(path):
@@ -137,24 +143,30 @@ def agreement_table(fused, seeds, cases, load) -> str:
       if record.mask is None:
         continue
       truth = np.asarray(record.mask, bool)
-      low = np.asarray(iio.imread(agreement_png)) < 255
+      lows = {"labels": np.asarray(iio.imread(agreement_png)) < 255}
+      share_png = path / "object_share" / f"{row['case_id']}.png"
+      if share_png.exists():
+        share = np.asarray(iio.imread(share_png))
+        lows["objects"] = (share > 0) & (share < 255)
       labels = np.asarray(iio.imread(path / "labels" / f"{row['case_id']}.png")).astype(np.int64)
       answers = {"paper": selection.select(labels, "largest_overlap", truth),
                  "object": np.asarray(iio.imread(path / "objects" / f"{row['case_id']}.png")) > 0}
       for name, answer in answers.items():
         wrong = np.asarray(answer, bool) != truth
-        for a in (0, 1):
-          for w in (0, 1):
-            counts[name][a, w] += int(np.sum((low == a) & (wrong == w)))
+        for map_name, low in lows.items():
+          c = counts.setdefault((name, map_name), np.zeros((2, 2), np.int64))
+          for a in (0, 1):
+            for w in (0, 1):
+              c[a, w] += int(np.sum((low == a) & (wrong == w)))
       n += 1
   lines = [f"{n} case-seed pairs (pixels at the image's resolution).", "",
-           "| protocol | error rate, full agreement | error rate, low agreement | "
-           "share of pixels low | share of errors low |", "|---|---|---|---|---|"]
-  for name, c in counts.items():
+           "| protocol | agreement of | error rate, full agreement | error rate, low agreement | "
+           "share of pixels low | share of errors low |", "|---|---|---|---|---|---|"]
+  for (name, map_name), c in sorted(counts.items(), key=lambda kv: (kv[0][0] != "paper", kv[0])):
     rate = lambda a: c[a, 1] / max(c[a].sum(), 1)  # noqa: E731
     share_pixels = c[1].sum() / max(c.sum(), 1)
     share_errors = c[1, 1] / max(c[:, 1].sum(), 1)
-    lines.append(f"| {name} | {100 * rate(0):.1f} % | {100 * rate(1):.1f} % | "
+    lines.append(f"| {name} | {map_name} | {100 * rate(0):.1f} % | {100 * rate(1):.1f} % | "
                  f"{100 * share_pixels:.1f} % | {100 * share_errors:.1f} % |")
   return "\n".join(lines)
 
