@@ -22,6 +22,9 @@ reference. Prints Markdown:
    that lies in low-agreement pixels against the share of pixels that is low-agreement;
    where the seeds' objects were voted (`object_share/`), also with the objects' agreement
    (low: some seed's object disagrees with the vote).
+4. `--vote_sizes title=path{s}` (consensus runs that kept `seed_labels/`): every run's seeds
+   of a case are pooled as independent single runs, regrouped into disjoint groups of E, and
+   each group's object voted as the runner does; the spread across groups against E.
 
 Only reads run folders (cases/*.json, labels/, objects/, uncertainty/, object_share/)
 and the masks.
@@ -171,6 +174,91 @@ def agreement_table(fused, seeds, cases, load) -> str:
   return "\n".join(lines)
 
 
+def vote_size_table(spec, seeds, cases, load, dataset, sizes=(1, 2, 3, 4, 6),
+                    partitions=10) -> str:
+  """Spread of the objects' vote against the number of seeds E, from the seed maps that
+  consensus runs keep (`seed_labels/`): per case, the members of all the given runs are
+  independent single runs; they are split at random into disjoint groups of E, each group's
+  object is voted exactly as the runner does (`images.voted_object`, ties to the object of
+  the group's label consensus; E = 1: the member's own object), and the spread is the mean
+  over pairs of groups of |DSC_a - DSC_b| / sqrt(2) (the sample std of two independent
+  runs, the statistic of `spread_table`), averaged over `partitions` random splits and then
+  over cases. Also checks that voting the 4 members of a run again gives its saved object."""
+  from sgscn_jax.data.datasets import object_prior
+  from sgscn_jax.evaluation import consensus as consensus_lib, metrics
+  from sgscn_jax.evaluation.objects import ObjectConfig, config_tag
+  from sgscn_jax.running import images, runner
+  _, paths = _runs(spec, seeds)
+  config = ObjectConfig(**object_prior(dataset))
+  rng = np.random.default_rng(0)
+  spreads = {e: [] for e in sizes}
+  means = {e: [] for e in sizes}
+  checked = matched = 0
+  for case in cases:
+    record = load(case)
+    if record.mask is None:
+      continue
+    members, objs = [], []
+    for path in paths:
+      row = next((r for r in read_rows(path) if r["case_id"] == case.case_id), None)
+      own = images._saved_members(path, case.case_id)
+      if row is None or own is None:
+        continue
+      if row.get("object_config") != config_tag(config):
+        raise SystemExit(f"{path}: objects found with {row.get('object_config')!r}, "
+                         f"not the data set's default {config_tag(config)!r}")
+      members += own
+      # The runner's object of this run, found again from its members.
+      fused = consensus_lib.consensus(np.stack(own)).labels
+      again = images.voted_object(fused, own, record, config)[0].mask
+      saved = np.asarray(iio.imread(path / "objects" / f"{case.case_id}.png")) > 0
+      checked += 1
+      matched += int(abs(metrics.dice(again, record.mask) - metrics.dice(saved, record.mask)) < 5e-3)
+    if not members:
+      continue
+    objs = [runner.find_object(m, record, config).mask for m in members]
+    score = lambda mask: 100 * metrics.dice(mask, record.mask, record.extra.get("valid"))  # noqa: E731
+    cache = {}
+
+    def voted(group):   # a group's DSC, computed once per distinct group
+      if group not in cache:
+        if len(group) == 1:
+          mask = objs[group[0]]
+        else:
+          tie = None
+          if len(group) % 2 == 0:
+            fused = consensus_lib.consensus(np.stack([members[i] for i in group])).labels
+            tie = runner.find_object(fused, record, config).mask
+          mask = consensus_lib.vote_objects(np.stack([objs[i] for i in group]), tie=tie).mask
+        cache[group] = score(mask)
+      return cache[group]
+
+    for e in sizes:
+      if len(members) < 2 * e:
+        continue
+      per_split, per_split_mean = [], []
+      for _ in range(partitions):
+        order = rng.permutation(len(members))
+        groups = [order[i * e:(i + 1) * e] for i in range(len(members) // e)]
+        values = [voted(tuple(sorted(g))) for g in groups]
+        pairs = [abs(a - b) / np.sqrt(2) for i, a in enumerate(values) for b in values[i + 1:]]
+        per_split.append(np.mean(pairs))
+        per_split_mean.append(np.mean(values))
+      spreads[e].append(np.mean(per_split))
+      means[e].append(np.mean(per_split_mean))
+  lines = [f"Members: {len(paths)} runs x their seeds per case; {checked} run-cases voted "
+           f"again, {matched} give the saved object's DSC (within 0.5 points; the runner fuses "
+           f"at the working size, this at the image's).", "",
+           "| seeds voted (E) | cases | mean DSC object | spread (mean over pairs of disjoint "
+           "groups of abs(a - b) / sqrt 2) | ratio to E = 1 |", "|---|---|---|---|---|"]
+  base = np.mean(spreads[1]) if spreads.get(1) else float("nan")
+  for e in sizes:
+    if spreads[e]:
+      lines.append(f"| {e} | {len(spreads[e])} | {np.mean(means[e]):.1f} | "
+                   f"{np.mean(spreads[e]):.2f} | {np.mean(spreads[e]) / base:.2f} |")
+  return "\n".join(lines)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("dataset")
@@ -178,6 +266,9 @@ def main():
   parser.add_argument("--configs", nargs="*", default=[])
   parser.add_argument("--consensus", nargs="*", default=[])
   parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--vote_sizes", default=None,
+                      help="a consensus run pattern (title=path{s}) whose seed_labels/ are "
+                           "regrouped: spread of the objects' vote against E")
   args = parser.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
   if args.configs:
@@ -189,6 +280,10 @@ def main():
     cases, load = list_dataset(args.dataset, args.data_dir)
     print("## Agreement against errors\n\n"
           + agreement_table(args.consensus[1], seeds, cases, load) + "\n")
+  if args.vote_sizes:
+    cases, load = list_dataset(args.dataset, args.data_dir)
+    print("## The objects' vote against the number of seeds\n\n"
+          + vote_size_table(args.vote_sizes, seeds, cases, load, args.dataset) + "\n")
 
 
 if __name__ == "__main__":
