@@ -269,6 +269,10 @@ def main():
   parser.add_argument("--vote_sizes", default=None,
                       help="a consensus run pattern (title=path{s}) whose seed_labels/ are "
                            "regrouped: spread of the objects' vote against E")
+  parser.add_argument("--vote_group_sizes", default="1,2,3,4,6",
+                      help="the group sizes E of --vote_sizes")
+  parser.add_argument("--partitions", type=int, default=10,
+                      help="random splits into disjoint groups per case (--vote_sizes)")
   args = parser.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
   if args.configs:
@@ -283,7 +287,9 @@ def main():
   if args.vote_sizes:
     cases, load = list_dataset(args.dataset, args.data_dir)
     print("## The objects' vote against the number of seeds\n\n"
-          + vote_size_table(args.vote_sizes, seeds, cases, load, args.dataset) + "\n")
+          + vote_size_table(args.vote_sizes, seeds, cases, load, args.dataset,
+                            sizes=tuple(int(e) for e in args.vote_group_sizes.split(",")),
+                            partitions=args.partitions) + "\n")
 
 
 if __name__ == "__main__":
