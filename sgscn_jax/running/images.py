@@ -110,7 +110,7 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
                for m in seg_i.members]
     for e, m in enumerate(members):
       files.write_label_map(_seed_labels_path(out, record.case_id, e), m)
-  found, share = _object_and_overlay(out, labels, record, options, members)
+  found, vote = _object_and_overlay(out, labels, record, options, members)
   if seg_i.history is not None:
     runner.write_history(out / "history" / f"{record.case_id}.csv", seg_i.history)
   row: Dict[str, Any] = {
@@ -127,8 +127,7 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
                                        record.image.shape[:2]).astype(np.uint8)
     files.write_png(out / "uncertainty" / f"{record.case_id}.png", agreement)
     row.update(seeds=options.seeds_per_image, agreement_mean=round(float(seg_i.agreement.mean()), 5))
-  if share is not None:   # the seeds' objects voted: how much they agree
-    row["object_agreement_mean"] = round(float(np.maximum(share, 1 - share).mean()), 5)
+  row.update(_vote_fields(vote))
   norm = record.extra.get("normalisation") or {}
   row["intensity"] = "; ".join(str(norm[k]) for k in ("channels", "rule") if norm.get(k))
   for key in ("diagnosis", "diagnosis_name", "hair_fraction"):
@@ -153,17 +152,24 @@ def _saved_members(out: Path, case_id: str) -> Optional[List[np.ndarray]]:
   return members or None
 
 
+def _vote_fields(vote: Optional[consensus.ObjectVote]) -> Dict[str, Any]:
+  """The row's record of how much the seeds' objects agree (nothing without a vote)."""
+  if vote is None:
+    return {}
+  return {"object_agreement_mean": round(float(vote.agreement.mean()), 5)}
+
+
 def voted_object(labels: np.ndarray, members: Sequence[np.ndarray], record: Record,
                  config: ObjectConfig) -> tuple:
-  """(FoundObject, share): the vote of the seeds' objects (`consensus.vote_objects`), ties
-  to the object of the consensus map `labels`."""
+  """(FoundObject, ObjectVote): the vote of the seeds' objects (`consensus.vote_objects`),
+  ties to the object of the consensus map `labels`."""
   fused = runner.find_object(labels, record, config)
   each = [runner.find_object(m, record, config) for m in members]
   vote = consensus.vote_objects(np.stack([f.mask for f in each]), tie=fused.mask)
   seconds = fused.seconds + sum(f.seconds for f in each)
   reason = (f"vote of {len(each)} seeds' objects (ties: the consensus map's object, "
             f"{fused.reason})")
-  return runner.FoundObject(vote.mask, reason, seconds, fused.config_tag), vote.share
+  return runner.FoundObject(vote.mask, reason, seconds, fused.config_tag), vote
 
 
 def _object_and_overlay(out: Path, labels: np.ndarray, record: Record, options: RunOptions,
@@ -171,13 +177,13 @@ def _object_and_overlay(out: Path, labels: np.ndarray, record: Record, options: 
   """The mask-free object (written to objects/<id>.png) when `options.objects` is set (with
   `members`, the seeds' own label maps, their objects' vote, and object_share/<id>.png), and
   the overlay (selection rule yellow, ground truth cyan, object magenta). Returns
-  (FoundObject or None, the seeds' share map or None)."""
-  found = share = None
+  (FoundObject or None, the seeds' `ObjectVote` or None)."""
+  found = vote = None
   if options.objects is not None:
     if members:
-      found, share = voted_object(labels, members, record, options.objects)
+      found, vote = voted_object(labels, members, record, options.objects)
       files.write_png(out / "object_share" / f"{record.case_id}.png",
-                      np.round(255 * share).astype(np.uint8))
+                      np.round(255 * vote.share).astype(np.uint8))
     else:
       found = runner.find_object(labels, record, options.objects)
     files.write_png(out / "objects" / f"{record.case_id}.png", found.mask.astype(np.uint8) * 255)
@@ -185,7 +191,7 @@ def _object_and_overlay(out: Path, labels: np.ndarray, record: Record, options: 
   files.write_png(out / "overlays" / f"{record.case_id}.png",
                   overlays.overlay(record.image, pred, record.mask,
                                    obj=None if found is None else found.mask))
-  return found, share
+  return found, vote
 
 
 SIZES = (2048, 1536, 1024, 768, 512, 384, 256, 192, 128, 64)
@@ -266,10 +272,9 @@ def complete_protocols(cases: Sequence[Case], load: Callable[[Case], Record],
       continue
     record = load(case)
     labels = np.asarray(iio.imread(path)).astype(np.int64)
-    found, share = _object_and_overlay(out, labels, record, options,
-                                       _saved_members(out, case.case_id))
-    if share is not None:
-      row["object_agreement_mean"] = round(float(np.maximum(share, 1 - share).mean()), 5)
+    found, vote = _object_and_overlay(out, labels, record, options,
+                                      _saved_members(out, case.case_id))
+    row.update(_vote_fields(vote))
     runner.add_scores(row, labels, record, found, options.gt_clipped)
     results.write_case(out, row)
     upgraded += 1
