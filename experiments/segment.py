@@ -121,6 +121,11 @@ flags.DEFINE_integer("regions", None, "The hierarchy level (number of regions) t
 flags.DEFINE_bool("object_pieces", False, "The object step decides per connected piece of a "
                   "cluster, not per cluster (docs/OBJECTS.md: +0.4 to +1.2 DSC on PH2, not "
                   "the default).")
+flags.DEFINE_integer("object_rim", None, "Lesions: the object grows into its side's pixels "
+                     "within this many pixels (at 256 px) after the cluster-based rule "
+                     "(default 8, docs/OBJECTS.md; 0 = off).")
+flags.DEFINE_string("object_channel", None, "The object step's channel: auto (default: the most "
+                    "bimodal in the central field), 0, 1, 2 (an image channel; 2 = blue) or pc1.")
 flags.DEFINE_integer("seeds_per_image", 1, "Run each image with this many seeds in one batch and "
                      "fuse them: a consensus label map and an agreement map (uncertainty/).")
 flags.DEFINE_bool("hair_removal", False, "Remove dark hairs (DullRazor-style) from every image "
@@ -259,12 +264,16 @@ def objects_from_flags():
     return None
   fields = object_prior(FLAGS.dataset)
   for name, flag in (("profile", "object_profile"), ("polarity", "object_polarity"),
-                     ("regions", "regions")):
+                     ("regions", "regions"), ("rim_band", "object_rim"),
+                     ("channel", "object_channel")):
     if FLAGS[flag].value is not None:
       fields[name] = FLAGS[flag].value
   if FLAGS.object_pieces:
     fields["pieces"] = True
-  return ObjectConfig(**fields)
+  try:
+    return ObjectConfig(**fields)
+  except ValueError as e:
+    raise app.UsageError(f"object step: {e}") from None
 
 
 def batch_size_from_flags() -> int:

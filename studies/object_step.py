@@ -77,13 +77,20 @@ def main():
   parser.add_argument("--hair_removal", action="store_true")
   parser.add_argument("--pieces", action="store_true",
                       help="the object step decides per connected piece of a cluster")
+  parser.add_argument("--rim_band", type=int, default=None,
+                      help="ObjectConfig.rim_band (default: the config's; 0 = no rim step)")
+  parser.add_argument("--channel", default=None,
+                      help="ObjectConfig.channel (default: the config's, auto)")
   parser.add_argument("--bounds", action="store_true",
                       help="also the oracle ceilings of cluster unions (read the mask)")
   args = parser.parse_args()
   cases, load = list_dataset(args.dataset, args.data_dir)
   if args.hair_removal:
     load = without_hair(load)
-  config = objects.ObjectConfig(**object_prior(args.dataset), pieces=args.pieces)
+  fields = dict(object_prior(args.dataset), pieces=args.pieces)
+  fields.update({k: v for k, v in (("rim_band", args.rim_band), ("channel", args.channel))
+                 if v is not None})
+  config = objects.ObjectConfig(**fields)
   sources = [(m, label_maps_of_method(m, cases, load)) for m in args.methods.split(",") if m]
   sources += [(r, label_maps_of_run(r, cases, load)) for r in args.runs]
   for name, maps in sources:

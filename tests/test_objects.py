@@ -9,6 +9,7 @@ step's seconds per image: 0.06-0.09 s on PH2 and the lung CT slices, docs/OBJECT
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -80,9 +81,14 @@ def test_hairs_are_not_the_lesion():
   hairs = (rows == 20) | (cols == 40) | (rows - cols == 5) | (rows + cols == 70)
   labels[hairs] = 1
   image = _paint(labels, [SKIN, CORE], noise=0.02)
+  rule = extract_object(_framed(labels, 2), image, ObjectConfig(rim_band=0))
+  assert _dsc(rule.mask, truth) > 0.9
+  assert not rule.mask[hairs & ~_disc(shape, (30, 34), 17)].any()
+  # the rim step (8 px at 256 = 2 px here) may take a hair's root where it meets the
+  # lesion, never the hair beyond its band
   result = extract_object(_framed(labels, 2), image)
   assert _dsc(result.mask, truth) > 0.9
-  assert not result.mask[hairs & ~_disc(shape, (30, 34), 17)].any()
+  assert not result.mask[hairs & ~_disc(shape, (30, 34), 14 + 2 + 2)].any()
 
 
 def test_lesion_touching_the_border():
@@ -121,7 +127,9 @@ def test_dark_vignette_ring_does_not_swallow_the_image():
 def test_thin_side_falls_back_to_the_raw_central_component():
   labels = np.zeros((48, 48), int)
   labels[23, 8:40] = labels[8:40, 23] = 1  # a one-pixel cross: gone after the opening
-  result = extract_object(labels, _paint(labels, [SKIN, CORE]), ObjectConfig(analysis_size=None))
+  # rim_band=0: the rim step reads the smoothed channel, which would thicken the line
+  result = extract_object(labels, _paint(labels, [SKIN, CORE]),
+                          ObjectConfig(analysis_size=None, rim_band=0))
   assert np.array_equal(result.mask, labels == 1)
   assert "raw central component" in result.reason
 
@@ -151,11 +159,51 @@ def test_pieces_split_a_cluster_shared_by_rim_and_skin():
   colours = np.array([SKIN, RING, CORE])[labels]
   colours[:14] = (0.9, 0.8, 0.75)
   image = np.clip(colours + 0.01 * np.random.default_rng(0).normal(size=colours.shape), 0, 1)
-  whole = extract_object(_framed(labels, 5), image, ObjectConfig(polarity="dark"))
-  split = extract_object(_framed(labels, 5), image, ObjectConfig(polarity="dark", pieces=True))
+  whole = extract_object(_framed(labels, 5), image, ObjectConfig(polarity="dark", rim_band=0))
+  split = extract_object(_framed(labels, 5), image,
+                         ObjectConfig(polarity="dark", pieces=True, rim_band=0))
   assert whole.foreground_ids.tolist() == [2] and _dsc(whole.mask, truth) < 0.5
   assert split.foreground_ids.tolist() == [1, 2] and _dsc(split.mask, truth) > 0.95
   assert not split.mask[:14].any()
+
+
+def test_rim_step_brings_back_a_rim_decided_with_skin():
+  """The same shared cluster as above, per cluster: the rim's pixels are on the dark side of
+  the object channel's threshold, so the rim step (`rim_band` >= the rim's width, here at
+  input size) grows the core over them, and not into the bright skin of the rim's cluster."""
+  shape = (64, 64)
+  truth = _disc(shape, (35.5, 31.5), 14)
+  labels = np.where(truth, 1, 0)
+  labels[_disc(shape, (35.5, 31.5), 7)] = 2
+  labels[:14] = 1
+  colours = np.array([SKIN, RING, CORE])[labels]
+  colours[:14] = (0.9, 0.8, 0.75)
+  image = np.clip(colours + 0.01 * np.random.default_rng(0).normal(size=colours.shape), 0, 1)
+  config = ObjectConfig(polarity="dark", analysis_size=None, rim_band=8)
+  grown = extract_object(_framed(labels, 5), image, config)
+  assert grown.foreground_ids.tolist() == [2]   # the clusters decided: still the core only
+  assert _dsc(grown.mask, truth) > 0.95 and not grown.mask[:14].any()
+  assert "rim: grew" in grown.reason
+  short = extract_object(_framed(labels, 5), image, dataclasses.replace(config, rim_band=3))
+  core = _disc(shape, (35.5, 31.5), 7)
+  assert _dsc(short.mask, _disc(shape, (35.5, 31.5), 10)) > 0.9 and short.mask[core].all()
+
+
+def test_grow_into_against_hand_built_masks():
+  shape = (48, 48)
+  mask = _disc(shape, (24, 24), 5)
+  allowed = _disc(shape, (24, 24), 9) | _disc(shape, (6, 6), 4)   # a rim and a far blob
+  allowed[24, 24:47] = True                                         # a one-pixel hair
+  grown = regions.grow_into(mask, allowed, band=6, opening_radius=1)
+  assert grown[mask].all() and not grown[_disc(shape, (6, 6), 4)].any()
+  assert not grown[24, 35:].any()                                   # the hair beyond the rim
+  assert _dsc(grown, _disc(shape, (24, 24), 9)) > 0.97
+  assert not (grown & ~ndimage.binary_dilation(mask, regions.ball(6, 2))).any()
+  near = regions.grow_into(mask, allowed, band=2, opening_radius=1)
+  assert _dsc(near, _disc(shape, (24, 24), 7)) > 0.9
+  assert np.array_equal(regions.grow_into(mask, allowed, band=0, opening_radius=1), mask)
+  hole = mask & ~_disc(shape, (24, 24), 2)                          # holes are filled
+  assert np.array_equal(regions.grow_into(hole, np.zeros(shape, bool), 3, 1), mask)
 
 
 def test_connected_pieces_against_scipy():
@@ -421,3 +469,8 @@ def test_config_is_checked():
     ObjectConfig(profile="liver")
   with pytest.raises(ValueError):
     ObjectConfig(polarity="grey")
+  with pytest.raises(ValueError):
+    ObjectConfig(rim_band=-1)
+  with pytest.raises(ValueError):
+    ObjectConfig(channel="blue")
+  assert ObjectConfig(channel="2").channel == "2"

@@ -15,6 +15,9 @@
    cluster) the regions whose mean is <= t form the dark side, the others the bright side.
 5. Side: the polarity's (dark / bright), or by border contact (auto).
 6. Profile rules: a few generic steps per kind of object.
+7. Rim (lesions): the object grows, pixel by pixel, into the pixels of its side of t within
+   `rim_band` of it: a cluster that holds both the lesion's rim and skin is decided as a
+   whole in step 4, and the rim it takes with it to the skin side comes back here.
 Negative labels (and pixels outside `valid`) are ignored: no statistic, adjacency or
 object. Rank-generic (2D, 3D) unless said.
 """
@@ -30,7 +33,7 @@ from sgscn_jax.evaluation.hierarchy import adjacency, dense_ids, merge_sequence,
 from sgscn_jax.evaluation.regions import (analysis_shape, as_channels, border_ring, central_component,
                                           close_mask, components, connected_pieces, convex_hull,
                                           drop_border_components,
-                                          drop_small_components, fill_frame, fill_holes,
+                                          drop_small_components, fill_frame, fill_holes, grow_into,
                                           largest_components, open_mask, resize_image,
                                           resize_nearest)
 
@@ -38,7 +41,8 @@ PROFILES = ("lesion", "lungs", "vessels")
 # Bumped whenever a rule changes what `extract_object` returns; runs record it per case, and a
 # resumed run redoes the objects of cases recorded under another version.
 # 1: session 4. 2: the lungs' body is the hull of the largest tissue component.
-VERSION = 2
+# 3 (session 8): lesions grow into their side's pixels within `rim_band` (step 7).
+VERSION = 3
 POLARITIES = ("auto", "dark", "bright")
 
 
@@ -66,6 +70,13 @@ class ObjectConfig:
       covers at least this fraction of the image, else this side is not the lungs' side.
     min_vessel_size: vessels: components (full connectivity) with fewer pixels, at input
       size, are dropped; 0 keeps all.
+    channel: the object channel: "auto" (the most bimodal candidate in the central field)
+      or a candidate's name ("0", "1", ... for the image's channels, "pc1"); e.g. "2", the
+      blue channel, is a dermoscopy prior (not any data set's default).
+    rim_band: lesion: after the profile rule, the object grows into the pixels of its side
+      of the object channel's threshold (<= t for dark, > t for bright) within this many
+      pixels of it, at analysis size (`regions.grow_into`, opened with `opening_radius`,
+      holes filled); 0 = off. Not used by lungs and vessels.
     pieces: decide per connected piece of a cluster (face connectivity, at analysis size)
       instead of per cluster: a cluster that holds both a lesion's rim and a stretch of
       skin is split where the two are not connected. The hierarchy then starts from the
@@ -85,6 +96,8 @@ class ObjectConfig:
   min_body_fraction: float = 0.25
   min_vessel_size: int = 5
   pieces: bool = False
+  channel: str = "auto"
+  rim_band: int = 8
 
   def __post_init__(self):
     if self.profile not in PROFILES:
@@ -92,8 +105,10 @@ class ObjectConfig:
     if self.polarity not in POLARITIES:
       raise ValueError(f"polarity must be one of {POLARITIES}, got {self.polarity!r}")
     if (self.regions is not None and self.regions < 1) or self.frame < 0 or (
-        self.opening_radius < 0):
-      raise ValueError("regions must be >= 1, frame and opening_radius >= 0")
+        self.opening_radius < 0) or self.rim_band < 0:
+      raise ValueError("regions must be >= 1, frame, opening_radius and rim_band >= 0")
+    if not (self.channel in ("auto", "pc1") or self.channel.isdigit()):
+      raise ValueError(f"channel must be auto, pc1 or a channel index, got {self.channel!r}")
 
 
 def config_tag(config: ObjectConfig) -> str:
@@ -187,7 +202,8 @@ def extract_object(labels: np.ndarray, image: np.ndarray, config: ObjectConfig =
   (`_candidates`: polarity dark / bright = lowest / highest mean luminance, the mean over
   channels; auto = least border contact for lesion, most for lungs, dark for vessels). Then:
     lesion: opening, holes filled in the components off the border, the best
-      `central_component`, fill holes; if empty, the raw side's central component.
+      `central_component`, fill holes; if empty, the raw side's central component; then
+      the rim (`rim_band`): grown into the side's pixels of the object channel near it.
     lungs: opening (cuts thin paths to the outside air), drop components touching the
       border, keep the `lung_count` largest (>= min_lung_fraction each), fill holes. auto
       takes the region of most border contact (the outside air's class) and, if that
@@ -225,7 +241,7 @@ def extract_object(labels: np.ndarray, image: np.ndarray, config: ObjectConfig =
   field = channels.central_field(work) & (dense >= 0)
   if not field.any():
     field = dense >= 0
-  name, x = channels.most_bimodal_channel(image, config.channel_sigma, field=field)
+  name, x = channels.select_channel(image, config.channel, config.channel_sigma, field=field)
   threshold = channels.otsu_threshold(x[field]) if np.ptp(x[field]) > 0 else float(x.max())
   if config.regions is None or config.regions >= k:
     lookup = np.arange(k)                    # the finest level: no merge needed
@@ -258,6 +274,11 @@ def extract_object(labels: np.ndarray, image: np.ndarray, config: ObjectConfig =
   else:
     key = tries[0]
   chosen = sides[key]
+  if config.profile == "lesion" and config.rim_band > 0 and obj.any():
+    pixels = x <= threshold if key == "dark" else x > threshold
+    before = int(obj.sum())
+    obj = grow_into(obj, pixels & (dense >= 0), config.rim_band, config.opening_radius)
+    how += f"; rim: grew {obj.sum() / max(before, 1) - 1:+.0%} into its side within {config.rim_band} px"
   mask = resize_nearest(obj, shape)
   if valid is not None:
     mask &= np.asarray(valid, bool)

@@ -135,6 +135,24 @@ def central_component(mask: np.ndarray, centre_weight: float = 4.0,
   return comp == int(score.argmax())
 
 
+def grow_into(mask: np.ndarray, allowed: np.ndarray, band: int, opening_radius: int) -> np.ndarray:
+  """`mask` grown, pixel by pixel, into the `allowed` pixels within `band` of it.
+
+      near  = dilation(mask, ball(band))
+      grown = opening(mask | (near & allowed), ball(opening_radius)) | mask
+      out   = fill_holes(the components (face connectivity) of grown that meet mask)
+
+  The opening drops thin threads (hairs) and specks of `allowed` that touch the mask; the
+  mask itself is never eroded. band 0 = `mask` unchanged. Rank-generic."""
+  mask = np.asarray(mask, bool)
+  if band <= 0 or not mask.any():
+    return mask
+  near = ndimage.binary_dilation(mask, ball(band, mask.ndim))
+  grown = open_mask(mask | (near & np.asarray(allowed, bool)), opening_radius) | mask
+  comp, _ = components(grown)
+  return fill_holes(np.isin(comp, np.unique(comp[mask])))
+
+
 def drop_border_components(mask: np.ndarray) -> np.ndarray:
   """`mask` without its components (face connectivity) that touch the image border."""
   comp, _ = components(mask)
