@@ -22,8 +22,11 @@ from pathlib import Path
 from sgscn_jax.data.datasets import Case, Record, finish, load_record, require_dir
 
 # The mask-free object step's prior for this data set (`evaluation.objects.ObjectConfig`
-# fields; a property of the data set, never of a case): pigmented skin lesions are darker than the skin around them.
-OBJECT_PRIOR = {"profile": "lesion", "polarity": "dark"}
+# fields; a property of the data set, never of a case): pigmented skin lesions are darker than
+# the skin around them, and show most in the blue channel (the dermoscopy prior of the Otsu
+# (blue) baseline, REFERENCE.md section 4; docs/OBJECTS.md measures the object with it and with
+# the generic rule, `--object_channel auto`).
+OBJECT_PRIOR = {"profile": "lesion", "polarity": "dark", "channel": "2"}
 
 IMAGES_FOLDER = "PH2 Dataset images"
 TABLE = "PH2_dataset.txt"
