@@ -30,9 +30,9 @@ from typing import NamedTuple
 import numpy as np
 from sgscn_jax.data import channels
 from sgscn_jax.evaluation.hierarchy import adjacency, dense_ids, merge_sequence, region_sums
-from sgscn_jax.evaluation.regions import (analysis_shape, as_channels, border_ring, central_component,
-                                          close_mask, components, connected_pieces, convex_hull,
-                                          drop_border_components,
+from sgscn_jax.evaluation.regions import (analysis_shape, as_channels, border_ring,
+                                          central_component, close_mask, components,
+                                          connected_pieces, convex_hull, drop_border_components,
                                           drop_small_components, fill_frame, fill_holes, grow_into,
                                           largest_components, open_mask, resize_image,
                                           resize_nearest)
@@ -72,7 +72,7 @@ class ObjectConfig:
       size, are dropped; 0 keeps all.
     channel: the object channel: "auto" (the most bimodal candidate in the central field)
       or a candidate's name ("0", "1", ... for the image's channels, "pc1"); e.g. "2", the
-      blue channel, is a dermoscopy prior (not any data set's default).
+      blue channel, is the dermoscopy prior PH2's data set sets.
     rim_band: lesion: after the profile rule, the object grows into the pixels of its side
       of the object channel's threshold (<= t for dark, > t for bright) within this many
       pixels of it, at analysis size (`regions.grow_into`, opened with `opening_radius`,
@@ -278,7 +278,8 @@ def extract_object(labels: np.ndarray, image: np.ndarray, config: ObjectConfig =
     pixels = x <= threshold if key == "dark" else x > threshold
     before = int(obj.sum())
     obj = grow_into(obj, pixels & (dense >= 0), config.rim_band, config.opening_radius)
-    how += f"; rim: grew {obj.sum() / max(before, 1) - 1:+.0%} into its side within {config.rim_band} px"
+    how += (f"; rim: grew {obj.sum() / max(before, 1) - 1:+.0%} into its side within "
+            f"{config.rim_band} px")
   mask = resize_nearest(obj, shape)
   if valid is not None:
     mask &= np.asarray(valid, bool)
