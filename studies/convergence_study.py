@@ -198,7 +198,7 @@ def vote_size_table(spec, seeds, cases, load, dataset, sizes=(1, 2, 3, 4, 6),
     record = load(case)
     if record.mask is None:
       continue
-    members, objs = [], []
+    members = []
     for path in paths:
       row = next((r for r in read_rows(path) if r["case_id"] == case.case_id), None)
       own = images._saved_members(path, case.case_id)
@@ -213,7 +213,8 @@ def vote_size_table(spec, seeds, cases, load, dataset, sizes=(1, 2, 3, 4, 6),
       again = images.voted_object(fused, own, record, config)[0].mask
       saved = np.asarray(iio.imread(path / "objects" / f"{case.case_id}.png")) > 0
       checked += 1
-      matched += int(abs(metrics.dice(again, record.mask) - metrics.dice(saved, record.mask)) < 5e-3)
+      gap = metrics.dice(again, record.mask) - metrics.dice(saved, record.mask)
+      matched += int(abs(gap) < 5e-3)
     if not members:
       continue
     objs = [runner.find_object(m, record, config).mask for m in members]

@@ -147,10 +147,10 @@ def test_polarity_and_regions_choose_the_region():
   assert _dsc(core.mask, truth) > 0.95
 
 
-def test_pieces_split_a_cluster_shared_by_rim_and_skin():
-  """A cluster holding the lesion's dark rim and a large bright stretch of skin elsewhere
-  (not connected to the rim): per cluster its mean is bright and the rim is lost; per
-  connected piece the rim joins the core. The ids reported are the input clusters'."""
+def _rim_shared_with_skin():
+  """A lesion (core cluster 2, dark rim cluster 1) whose rim cluster also holds a large
+  bright stretch of skin along the top (rows < 14), not connected to the rim: (shape, truth,
+  labels framed with cluster 5, image)."""
   shape = (64, 64)
   truth = _disc(shape, (35.5, 31.5), 14)
   labels = np.where(truth, 1, 0)
@@ -159,8 +159,16 @@ def test_pieces_split_a_cluster_shared_by_rim_and_skin():
   colours = np.array([SKIN, RING, CORE])[labels]
   colours[:14] = (0.9, 0.8, 0.75)
   image = np.clip(colours + 0.01 * np.random.default_rng(0).normal(size=colours.shape), 0, 1)
-  whole = extract_object(_framed(labels, 5), image, ObjectConfig(polarity="dark", rim_band=0))
-  split = extract_object(_framed(labels, 5), image,
+  return shape, truth, _framed(labels, 5), image
+
+
+def test_pieces_split_a_cluster_shared_by_rim_and_skin():
+  """A cluster holding the lesion's dark rim and a large bright stretch of skin elsewhere
+  (not connected to the rim): per cluster its mean is bright and the rim is lost; per
+  connected piece the rim joins the core. The ids reported are the input clusters'."""
+  shape, truth, labels, image = _rim_shared_with_skin()
+  whole = extract_object(labels, image, ObjectConfig(polarity="dark", rim_band=0))
+  split = extract_object(labels, image,
                          ObjectConfig(polarity="dark", pieces=True, rim_band=0))
   assert whole.foreground_ids.tolist() == [2] and _dsc(whole.mask, truth) < 0.5
   assert split.foreground_ids.tolist() == [1, 2] and _dsc(split.mask, truth) > 0.95
@@ -171,20 +179,13 @@ def test_rim_step_brings_back_a_rim_decided_with_skin():
   """The same shared cluster as above, per cluster: the rim's pixels are on the dark side of
   the object channel's threshold, so the rim step (`rim_band` >= the rim's width, here at
   input size) grows the core over them, and not into the bright skin of the rim's cluster."""
-  shape = (64, 64)
-  truth = _disc(shape, (35.5, 31.5), 14)
-  labels = np.where(truth, 1, 0)
-  labels[_disc(shape, (35.5, 31.5), 7)] = 2
-  labels[:14] = 1
-  colours = np.array([SKIN, RING, CORE])[labels]
-  colours[:14] = (0.9, 0.8, 0.75)
-  image = np.clip(colours + 0.01 * np.random.default_rng(0).normal(size=colours.shape), 0, 1)
+  shape, truth, labels, image = _rim_shared_with_skin()
   config = ObjectConfig(polarity="dark", analysis_size=None, rim_band=8)
-  grown = extract_object(_framed(labels, 5), image, config)
+  grown = extract_object(labels, image, config)
   assert grown.foreground_ids.tolist() == [2]   # the clusters decided: still the core only
   assert _dsc(grown.mask, truth) > 0.95 and not grown.mask[:14].any()
   assert "rim: grew" in grown.reason
-  short = extract_object(_framed(labels, 5), image, dataclasses.replace(config, rim_band=3))
+  short = extract_object(labels, image, dataclasses.replace(config, rim_band=3))
   core = _disc(shape, (35.5, 31.5), 7)
   assert _dsc(short.mask, _disc(shape, (35.5, 31.5), 10)) > 0.9 and short.mask[core].all()
 
