@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sgscn_jax import Config
-from sgscn_jax.core import network
+from sgscn_jax.core import layers, network
 
 
 def _torch_parameter_count(c_in, c, n_conv, rank=2):
@@ -70,7 +70,7 @@ def test_reflect_padding_is_a_convolution_of_the_mirrored_image():
   from sgscn_jax.core import conv
   x = jax.random.normal(jax.random.key(1), (7, 9, 3))
   kernel = jax.random.normal(jax.random.key(2), (3, 3, 3, 4))
-  layer = network.SpatialConv(4, 3, "reflect")
+  layer = layers.SpatialConv(4, 3, "reflect")
   params = {"params": {"kernel": kernel, "bias": jnp.zeros(4)}}
   mirrored = jnp.pad(x, [(1, 1), (1, 1), (0, 0)], mode="reflect")
   expected = conv.conv_same_reference(mirrored, kernel)[1:-1, 1:-1]

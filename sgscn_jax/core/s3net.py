@@ -45,7 +45,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from sgscn_jax.core import conv
-from sgscn_jax.core.network import ImageBatchNorm, SpatialConv, _torch_uniform, per_channel
+from sgscn_jax.core.layers import ImageBatchNorm, SpatialConv, per_channel, torch_uniform
 
 
 def depthwise_conv(x: jax.Array, kernel: jax.Array, dilation: int = 1) -> jax.Array:
@@ -171,8 +171,8 @@ class DepthwiseConv(nn.Module):
   def __call__(self, x):
     rank, c = x.ndim - 1, x.shape[-1]
     fan_in = self.kernel_size ** rank
-    kernel = self.param("kernel", _torch_uniform(fan_in), (self.kernel_size,) * rank + (c,))
-    bias = self.param("bias", _torch_uniform(fan_in), (c,))
+    kernel = self.param("kernel", torch_uniform(fan_in), (self.kernel_size,) * rank + (c,))
+    bias = self.param("bias", torch_uniform(fan_in), (c,))
     return depthwise_conv(x, kernel, self.dilation) + per_channel(bias, x.ndim)
 
 
@@ -202,8 +202,8 @@ class DeformableConv(nn.Module):
                                (k, k, c_in, n_offsets))
     offset_bias = self.param("offset_bias", nn.initializers.zeros, (n_offsets,))
     fan_in = c_in * k * k
-    kernel = self.param("kernel", _torch_uniform(fan_in), (k, k, c_in, self.features))
-    bias = self.param("bias", _torch_uniform(fan_in), (self.features,))
+    kernel = self.param("kernel", torch_uniform(fan_in), (k, k, c_in, self.features))
+    bias = self.param("bias", torch_uniform(fan_in), (self.features,))
     offsets = conv.conv_same(x, offset_kernel) + per_channel(offset_bias, x.ndim)
     offsets = offsets.reshape(x.shape[:-1] + (k * k, 2))
     y = deformable_conv(x, offsets, kernel)
