@@ -21,6 +21,10 @@ the ablation). --method, --k and --seed are segment.py's: use --methods and --se
 --methods may name s3net (not a default column); every method then runs at the one --size
 (pass --size 256x256 for S3-Net's published working size). --gt_clipped r adds the INFLATED
 diagnostic protocol's tables (*_gt_clipped_INFLATED.*).
+--tables_dir DIR: once every run has finished, also copy the Markdown and CSV tables into DIR
+(e.g. docs/tables/ph2), each headed by `<!-- made by: <this command> at commit <hash> -->`
+(a `# made by: ...` line in a CSV); figures stay in --out_dir. Rerunning a command on saved
+runs only resumes them, so this regenerates a data set's tables in the docs.
 --quick: 3 images (unless --limit), tiny settings for every method, compiled at XLA
 optimisation level 0: for tests and smoke runs, its numbers mean nothing.
 This file only turns flags into calls; the work is `sgscn_jax.running.comparison`.
@@ -28,6 +32,7 @@ This file only turns flags into calls; the work is `sgscn_jax.running.comparison
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 
@@ -35,6 +40,7 @@ from absl import app
 from absl import flags
 
 from sgscn_jax.reporting import console
+from sgscn_jax.reporting import tables
 
 from experiments import segment  # the shared data-set flags, case listing and SGSCN flags
 from sgscn_jax.running import comparison
@@ -50,6 +56,9 @@ flags.DEFINE_bool("quick", False, "Few images, few iterations, tiny settings (te
 flags.DEFINE_integer("figure_cases", 4, "Cases (rows) in cases.png.")
 flags.DEFINE_enum("paper", "auto", ["auto", "yes", "no"],
                   "Rows with the paper's PH2 numbers (auto: for --dataset ph2).")
+flags.DEFINE_string("tables_dir", None,
+                    "Also copy the Markdown and CSV tables here (e.g. docs/tables/ph2), each "
+                    "stamped at its top with this command and the commit of the code.")
 
 QUICK_LIMIT = 3
 
@@ -111,7 +120,13 @@ def main(argv):
   print(f"wrote {', '.join(sorted(written))} in {out_dir}", file=sys.stderr)
   if failed:
     print(f"{failed} case run(s) failed: see the runs' failures.csv", file=sys.stderr)
+    if FLAGS.tables_dir:
+      print(f"nothing copied to {FLAGS.tables_dir}: the tables are incomplete", file=sys.stderr)
     return 1
+  if FLAGS.tables_dir:
+    command = "python -m experiments.reproduce_tables " + shlex.join(sys.argv[1:])
+    copied = tables.copy_stamped(written, FLAGS.tables_dir, command, tables.source_commit())
+    print(f"copied {len(copied)} tables to {FLAGS.tables_dir}", file=sys.stderr)
   return 0
 
 

@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -200,6 +201,27 @@ def report_gt_colour():
   return np.array(overlays.GT_COLOUR, np.uint8)
 
 
+def test_copy_stamped_heads_tables_with_command_and_commit(tmp_path):
+  runs = tmp_path / "runs"
+  runs.mkdir()
+  (runs / "table1.md").write_bytes(b"### Table 1\n\n| a |\n")
+  (runs / "table1.csv").write_bytes(b"metric,sgscn\r\ndice,70.4\r\n")   # older CSVs: CRLF
+  (runs / "cases.png").write_bytes(b"not a table")
+  written = {p.name: str(p) for p in runs.iterdir()}
+  copied = tables.copy_stamped(written, str(tmp_path / "docs" / "ph2"), "python -m x --a 1",
+                               "abc1234")
+  assert sorted(Path(p).name for p in copied) == ["table1.csv", "table1.md"]
+  docs = tmp_path / "docs" / "ph2"
+  assert (docs / "table1.md").read_bytes() == (
+      b"<!-- made by: python -m x --a 1 at commit abc1234 -->\n### Table 1\n\n| a |\n")
+  assert (docs / "table1.csv").read_bytes() == (
+      b"# made by: python -m x --a 1 at commit abc1234\r\nmetric,sgscn\r\ndice,70.4\r\n")
+  assert not (docs / "cases.png").exists()
+  with pytest.raises(ValueError):
+    tables.stamp_line("cases.png", "x", "abc1234")
+  assert re.fullmatch(r"[0-9a-f]{7,}(-dirty)?|unknown", tables.source_commit())
+
+
 # ----------------------------------------------------------------------------- end to end
 
 
@@ -286,11 +308,24 @@ def test_script_quick_mode_end_to_end(tmp_path):
   assert "better in" in md and "of 6 case-seed pairs" in md and "per seed " in md
   assert "- (L_ce + 5 L_ss) − L_ce, DSC: " in (out / "ablation.md").read_text()
 
-  # a rerun resumes everything; other settings in the same folder are refused
+  # a rerun resumes everything (and copies its tables, stamped, into --tables_dir); other
+  # settings in the same folder are refused
+  docs = tmp_path / "docs_tables"
   proc = _script(*data, "--quick", "--seeds=0,1", "--batch_size=2", "--methods=kmeans:2",
-                 "--noablation")
+                 "--noablation", f"--tables_dir={docs}")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert [r["resumed"] for r in _csv(out / "run_log.csv")] == ["3", "3"]
+  names = {p.name for p in docs.iterdir()}   # the tables of this invocation, no figures
+  assert {"table1.md", "table1.csv", "table1_object.md", "protocols.md", "run_log.csv"} <= names
+  assert all(n.endswith((".md", ".csv")) for n in names) and "ablation.md" not in names
+  first, rest = (docs / "table1.md").read_text().split("\n", 1)
+  assert first.startswith("<!-- made by: python -m experiments.reproduce_tables --dataset=folder")
+  assert "--methods=kmeans:2 --noablation --tables_dir=" in first
+  assert re.search(r" at commit ([0-9a-f]{7,}(-dirty)?|unknown) -->$", first)
+  assert rest == (out / "table1.md").read_text()
+  first, rest = (docs / "table1.csv").read_text().split("\n", 1)
+  assert first.startswith("# made by: python -m experiments.reproduce_tables ")
+  assert rest == (out / "table1.csv").read_text()
   proc = _script(*data, "--seeds=0", "--methods=kmeans:2", "--noablation")
   assert proc.returncode == 2 and "another configuration" in proc.stderr
   proc = _script(*data, "--seed=1")
