@@ -8,11 +8,13 @@ Takes the same data-set flags as `experiments.segment`; writes `<out_dir>/rescor
 
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import app
 from absl import flags
 
+from sgscn_jax.errors import UserError
 from sgscn_jax.reporting import console
 
 from experiments import segment  # the shared data-set flags and case listing
@@ -26,6 +28,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   out_dir = FLAGS.out_dir or f"runs/{FLAGS.dataset}"
+  if not os.path.isdir(out_dir):
+    what = "is a file" if os.path.exists(out_dir) else "does not exist"
+    raise UserError(f"--out_dir {out_dir} {what}: name the folder of a finished run "
+                    "(it holds labels/)")
   try:
     cases, load = segment.list_cases()
   except ValueError as e:

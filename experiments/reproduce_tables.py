@@ -95,7 +95,8 @@ def main(argv):
                                 bucket_multiple=FLAGS.bucket, batch_size=segment.batch_size_from_flags(),
                                 montage_cases=FLAGS.montage, standardise=FLAGS.standardise,
                                 objects=segment.objects_from_flags(),
-                                hair_removal=FLAGS.hair_removal, gt_clipped=FLAGS.gt_clipped)
+                                hair_removal=FLAGS.hair_removal, gt_clipped=FLAGS.gt_clipped,
+                                overwrite=FLAGS.overwrite)
   print(f"{len(plan.runs)} runs x {len(seeds)} seeds over {len(cases)} cases -> {out_dir}",
         file=sys.stderr)
   start = time.perf_counter()

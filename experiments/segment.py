@@ -60,7 +60,10 @@ flags.DEFINE_string("data_dir", None, "Data-set folder (not needed for demo).")
 flags.DEFINE_string("images", None, "folder: the images folder (default: data_dir).")
 flags.DEFINE_string("masks", None, "folder: the masks folder (none: no scores).")
 flags.DEFINE_string("mask_pattern", "{stem}.*", "folder: mask file name for an image stem.")
-flags.DEFINE_string("out_dir", None, "Output folder (default runs/<dataset>); reruns resume.")
+flags.DEFINE_string("out_dir", None, "Output folder (default runs/<dataset>); a rerun with the "
+                    "same settings resumes; other settings are refused (see --overwrite).")
+flags.DEFINE_bool("overwrite", False, "Recompute the cases of an --out_dir made with other "
+                  "settings (their records are removed first) instead of refusing it.")
 flags.DEFINE_string("size", "auto",
                     "Working size: 'native', an int (long side), 'HxW', or 'auto' "
                     "(native for demo, 256 otherwise).")
@@ -303,7 +306,7 @@ def run_volumes(name: str, config) -> int:
       n_channels=FLAGS.n_channels if FLAGS["n_channels"].present else None,
       memory_limit=FLAGS.memory_limit, time_limit=FLAGS.time_limit,
       consistent=FLAGS.consistent_labels, slice_axis=FLAGS.slice_axis,
-      overlay_rule=FLAGS.selection, objects=objects_from_flags())
+      overlay_rule=FLAGS.selection, objects=objects_from_flags(), overwrite=FLAGS.overwrite)
   print(f"{len(cases)} volumes -> {options.out_dir}", file=sys.stderr)
   try:
     result = volumes.run_volumes(cases, load, config, options,
@@ -340,6 +343,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   team = team_from_flags()  # before any JAX computation
+  if team is not None and FLAGS.overwrite:
+    raise app.UsageError("--overwrite is for single-process runs: recompute a distributed "
+                         "run into a new --out_dir")
   try:
     name, method, config = method_from_flags()
   except ValueError as e:
@@ -365,7 +371,8 @@ def main(argv):
       batch_size=batch_size, seed=FLAGS.seed, overlay_rule=FLAGS.selection,
       montage_cases=FLAGS.montage, method_name=name, standardise=FLAGS.standardise,
       objects=objects_from_flags(), hair_removal=FLAGS.hair_removal,
-      seeds_per_image=FLAGS.seeds_per_image, gt_clipped=FLAGS.gt_clipped)
+      seeds_per_image=FLAGS.seeds_per_image, gt_clipped=FLAGS.gt_clipped,
+      overwrite=FLAGS.overwrite)
   print(f"{len(cases)} cases -> {options.out_dir}", file=sys.stderr)
   run_info = {"argv": sys.argv, "dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir,
               "processes": 1 if team is None else team.count,

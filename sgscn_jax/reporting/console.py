@@ -5,6 +5,8 @@
 * JAX's and absl's INFO lines (e.g. "Unable to initialize backend 'tpu'") are hidden unless
   `--verbosity` is given;
 * a usage error (a bad flag value, an unknown flag, `app.UsageError`) exits with status 2;
+* so does a `sgscn_jax.errors.UserError` (a bad path, a run folder another run holds or
+  made with other settings), as one line `error: <message>`, never a traceback;
 * Ctrl-C exits with status 130 and one line (the runner has already said what is kept);
 * otherwise the exit status is `main`'s (1: some case failed, 3: a run was refused).
 """
@@ -16,6 +18,8 @@ import sys
 from typing import Any, Callable, Mapping, Optional
 
 from absl import app, flags, logging
+
+from sgscn_jax.errors import UserError
 
 USAGE_ERROR = 2
 INTERRUPTED = 130
@@ -33,6 +37,9 @@ def run(main: Callable[[list], Optional[int]]) -> None:
       return main(argv)
     except app.UsageError as e:
       raise app.UsageError(str(e), exitcode=USAGE_ERROR) from None
+    except UserError as e:
+      print(f"error: {e}", file=sys.stderr)
+      return USAGE_ERROR
     except KeyboardInterrupt as e:
       if not getattr(e, "reported", False):  # the runner has said what is kept
         print("\ninterrupted (Ctrl-C)", file=sys.stderr)

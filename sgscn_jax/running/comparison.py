@@ -16,7 +16,6 @@ an error (resuming it would mix two protocols).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -29,7 +28,7 @@ import numpy as np
 from sgscn_jax.reporting import charts
 from sgscn_jax.evaluation import metrics, selection
 from sgscn_jax.running import images as image_runs
-from sgscn_jax.running import results
+from sgscn_jax.running import folder, results
 from sgscn_jax.reporting import tables
 from sgscn_jax.data import files
 from sgscn_jax import registry
@@ -133,26 +132,14 @@ def plan(methods: Sequence[tuple], ablation: bool, configs: Mapping[str, Any]) -
   return TablePlan(table, variants)
 
 
-def _same_protocol(folder: Path, config: Any, options: image_runs.RunOptions) -> None:
-  """Raises if `folder` holds a run of another configuration or working size."""
-  path = folder / "run.json"
-  if not path.exists() or not (folder / results.CASES_DIR).is_dir():
+def _same_settings(out: Path, config: Any, options: image_runs.RunOptions,
+                   dataset: Optional[str]) -> None:
+  """Raises `folder.RunFolderError` if `out` holds finished cases of other result settings
+  (`folder.check_settings`; with `options.overwrite` the run itself recomputes them)."""
+  if options.overwrite:
     return
-  before = json.loads(path.read_text())
-  now = json.loads(files.json_text({"config": dataclasses.asdict(config),
-                                       "size": options.size, "bucket": options.bucket_multiple,
-                                       "standardise": options.standardise,
-                                       "hair_removal": options.hair_removal}))
-  # A field added to the config later counts at its default value in an older run.
-  defaults = json.loads(files.json_text(dataclasses.asdict(type(config)())))
-  old = {"config": {**defaults, **before.get("config", {})},
-         "size": before.get("options", {}).get("size"),
-         "bucket": before.get("options", {}).get("bucket_multiple"),
-         "standardise": before.get("options", {}).get("standardise", False),
-         "hair_removal": before.get("options", {}).get("hair_removal", False)}
-  if old != now:
-    raise ValueError(f"{folder} holds a run of another configuration or working size "
-                     f"({old} vs {now}); use another --out_dir or delete it")
+  folder.check_settings(out, folder.settings_of(config, options, dataset), type(config),
+                        type(options), has_results=any((out / results.CASES_DIR).glob("*.json")))
 
 
 def run_all(plan_: TablePlan, seeds: Sequence[int], cases: Sequence[Case],
@@ -170,7 +157,10 @@ def run_all(plan_: TablePlan, seeds: Sequence[int], cases: Sequence[Case],
   runs = plan_.runs
   for run in runs:  # check every folder before spending hours on the first runs
     for seed in seeds:
-      _same_protocol(root / run.slug / f"seed{seed}", run.config, options)
+      _same_settings(root / run.slug / f"seed{seed}", run.config,
+                     dataclasses.replace(options, out_dir=str(root / run.slug / f"seed{seed}"),
+                                         seed=seed, method_name=run.slug),
+                     (run_info or {}).get("dataset"))
   out: Dict[str, List[image_runs.RunResult]] = {}
   log: List[Dict[str, Any]] = []
   for run in runs:

@@ -20,7 +20,7 @@ import math
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, ClassVar, Dict, List, NamedTuple, Optional, Sequence
 
 import imageio.v3 as iio
 import jax
@@ -75,6 +75,8 @@ class RunOptions:
     gt_clipped: None (the default) or a dilation radius r: every case is also scored under
       the INFLATED diagnostic protocol `gt_clipped` (the paper cluster multiplied by the
       ground truth dilated by a (2r+1)^2 square, S3-Net's published protocol).
+    overwrite: a folder whose finished cases were made with other result settings is
+      recomputed (their records removed first) instead of refused (`running.folder`).
   """
   out_dir: str
   size: Any = None
@@ -89,6 +91,13 @@ class RunOptions:
   hair_removal: bool = False
   seeds_per_image: int = 1
   gt_clipped: Optional[int] = None
+  overwrite: bool = False
+
+  # How a resume treats each option (`running.folder.check_settings`); the rest, like the
+  # method's config, are result settings: a resume with other values is refused.
+  OUTPUT_ONLY: ClassVar[tuple] = ("out_dir", "overlay_rule", "montage_cases", "batch_size",
+                                  "overwrite")
+  RESCORED: ClassVar[tuple] = ("objects", "gt_clipped")   # redone from saved label maps
 
 
 class Pending(NamedTuple):
@@ -126,7 +135,8 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
     agreement = resize.labels_to_shape(np.round(255 * seg_i.agreement).astype(np.int32),
                                        record.image.shape[:2]).astype(np.uint8)
     files.write_png(out / "uncertainty" / f"{record.case_id}.png", agreement)
-    row.update(seeds=options.seeds_per_image, agreement_mean=round(float(seg_i.agreement.mean()), 5))
+    row.update(seeds=options.seeds_per_image,
+               agreement_mean=round(float(seg_i.agreement.mean()), 5))
   row.update(_vote_fields(vote))
   norm = record.extra.get("normalisation") or {}
   row["intensity"] = "; ".join(str(norm[k]) for k in ("channels", "rule") if norm.get(k))

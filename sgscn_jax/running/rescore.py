@@ -45,7 +45,8 @@ def rescore(cases: Sequence[Case], load: Callable[[Case], Record], out_dir: str,
       row.update(runner.score_labels(labels, record, found))
       rows.append(row)
     except Exception as e:  # noqa: BLE001 - record and go on
-      failures.append({"case_id": case.case_id, "path": str(path), "reason": f"{type(e).__name__}: {e}"})
+      failures.append({"case_id": case.case_id, "path": str(path),
+                       "reason": f"{type(e).__name__}: {e}"})
       print(f"failed: {case.case_id}: {e}", file=sys.stderr)
   results.write_csv_rows(out / f"{name}.csv", rows)
   if failures:

@@ -82,7 +82,8 @@ def _load_case(path: Path) -> Dict[str, Any]:
   except ValueError as e:
     raise ValueError(f"unreadable case file {path}: {e}") from e
   infinite = {"inf": math.inf, "-inf": -math.inf}
-  return {k: (math.nan if v is None else infinite.get(v, v) if isinstance(v, str) and k != "case_id" else v)
+  return {k: (math.nan if v is None
+              else infinite.get(v, v) if isinstance(v, str) and k != "case_id" else v)
           for k, v in row.items()}
 
 

@@ -2,6 +2,9 @@
 Ctrl-C, summaries.
 
     execute(cases, driver, ...):
+      out   = folder.make(out_dir); hold out/run.lock      (one writer: `running.folder`)
+      check the settings against run.json                (other result settings: refused,
+                                                          or recomputed with `overwrite`)
       done  = cases whose cases/<id>.json exists          (a rerun skips them)
       info  = driver.prepare(pending, failures)          (e.g. the volume memory plans)
       run.json (argv, config, options, versions, info)   (process 0 of a team)
@@ -19,6 +22,7 @@ The drivers are `images.ImageDriver` (bucketed batches of 2D images) and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import platform
@@ -35,7 +39,7 @@ from sgscn_jax.data import files
 from sgscn_jax.data.datasets import Case, Record
 from sgscn_jax.evaluation import objects, protocols, selection
 from sgscn_jax.reporting import html_report, progress, summary as summary_md
-from sgscn_jax.running import distributed, results
+from sgscn_jax.running import distributed, folder, results
 
 SUMMARY_METRICS = ("dice", "jaccard", "xor", "hammoude", "xor_over_intersection",
                    "precision", "recall", "hd95")
@@ -229,12 +233,29 @@ def execute(cases: Sequence[Case], driver: Driver, config, *,
   With a `team` (`sgscn_jax.running.distributed`), this process segments only its share of
   the cases not done; process 0 writes run.json and, once every share is done, the merged
   outputs (the others return their own rows and an empty summary). Raises
-  `distributed.IncompleteRun` on process 0 if another process died.
+  `distributed.IncompleteRun` on process 0 if another process died, and
+  `folder.RunFolderError` for a folder that cannot be made or written, that another run
+  holds, or whose finished cases were made with other result settings (`folder`).
   """
   options = driver.options
-  out = Path(options.out_dir)
-  out.mkdir(parents=True, exist_ok=True)
+  out = folder.make(options.out_dir)
   leader = team is None or team.leader
+  # One writer per folder: the leader holds run.lock for the whole run (the other
+  # processes of a team write their shares into the same folder by design).
+  with folder.RunLock(out) if leader else contextlib.nullcontext():
+    return _execute(cases, driver, config, out, leader, run_info, team)
+
+
+def _execute(cases, driver: Driver, config, out: Path, leader: bool,
+             run_info: Optional[Dict[str, Any]], team: Optional[distributed.Team]) -> RunResult:
+  options = driver.options
+  if leader:
+    has_results = any((out / results.CASES_DIR).glob("*.json"))
+    settings = folder.settings_of(config, options, (run_info or {}).get("dataset"))
+    for note in folder.check_settings(out, settings, type(config), type(options),
+                                      has_results=has_results,
+                                      overwrite=getattr(options, "overwrite", False)):
+      print(note, file=sys.stderr)
   done = {c.case_id for c in cases if results.case_path(out, c.case_id).exists()}
   pending = [c for c in cases if c.case_id not in done]
   failures: List[Dict[str, str]] = []

@@ -28,7 +28,7 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence
 
 import jax
 import numpy as np
@@ -63,6 +63,7 @@ class VolumeOptions:
     objects: the mask-free object step's settings (`evaluation.objects.ObjectConfig`), or
       None: with it each volume gets `objects/<id>` (same format and geometry as its
       labels) and the `object` protocol's scores.
+    overwrite: recompute a folder made with other settings instead of refusing it.
   """
   out_dir: str
   seed: int = 0
@@ -76,6 +77,11 @@ class VolumeOptions:
   slice_axis: int = 0
   overlay_rule: str = "largest_overlap"
   objects: Optional[ObjectConfig] = None
+  overwrite: bool = False
+
+  # `running.folder.check_settings`: every other option changes a volume's result (the
+  # object too: volumes are not rescored on resume).
+  OUTPUT_ONLY: ClassVar[tuple] = ("out_dir", "overlay_rule", "overwrite")
 
 
 def plan_case(case: Case, config, options: VolumeOptions) -> memory.Plan:
@@ -121,7 +127,8 @@ def _finish(record: Record, case: Case, seg, plan: memory.Plan, work_shape, seco
   labels = resize.labels_to_volume_shape(np.asarray(seg.labels), shape)
   geometry = record.extra["geometry"]
   volume_io.write_label_volume(
-      out / "labels" / f"{record.case_id}{volume_io.label_suffix(case.image_path)}", labels, geometry)
+      out / "labels" / f"{record.case_id}{volume_io.label_suffix(case.image_path)}", labels,
+      geometry)
   spacing = record.extra.get("spacing")
   pred = runner.overlay_prediction(labels, record, options.overlay_rule)
   *shown, shown_spacing = volume_io.display_view(geometry, record.image, pred, record.mask,
