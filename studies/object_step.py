@@ -8,7 +8,7 @@ Methods run at the runners' working size (256 px on the long side, buckets of 16
 with the data set's prior (`data.datasets.object_prior`), and every protocol is scored at
 the mask's resolution (`evaluation.protocols`). Prints one line per method or run:
 mean DSC per protocol, seconds per image, seconds of the object step per image. Results
-quoted in docs/OBJECTS.md (session 4, commit of that doc).
+quoted in docs/OBJECTS.md, under object step versions 1 to 3.
 """
 
 from __future__ import annotations

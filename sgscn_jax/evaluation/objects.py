@@ -40,8 +40,8 @@ from sgscn_jax.evaluation.regions import (analysis_shape, as_channels, border_ri
 PROFILES = ("lesion", "lungs", "vessels")
 # Bumped whenever a rule changes what `extract_object` returns; runs record it per case, and a
 # resumed run redoes the objects of cases recorded under another version.
-# 1: session 4. 2: the lungs' body is the hull of the largest tissue component.
-# 3 (session 8): lesions grow into their side's pixels within `rim_band` (step 7).
+# 1: 9758585. 2 (a48194e): the lungs' body is the hull of the largest tissue component.
+# 3 (1196bff): lesions grow into their side's pixels within `rim_band` (step 7).
 VERSION = 3
 POLARITIES = ("auto", "dark", "bright")
 
