@@ -117,8 +117,8 @@ def child_loop() -> dict:
     cfg = Config(n_channels=FLAGS.n_channels, n_conv=FLAGS.n_conv, iterations=n, early_stop=False)
     if FLAGS.method == "s3net":
       import dataclasses
-      from sgscn_jax import registry
-      cfg = dataclasses.replace(registry.S3NET_CONFIG, n_channels=FLAGS.n_channels,
+      from sgscn_jax import builtin_methods
+      cfg = dataclasses.replace(builtin_methods.S3NET_CONFIG, n_channels=FLAGS.n_channels,
                                 iterations=n, early_stop=False)
     t = time.perf_counter()
     compiled = batching.compile_segment_one(tuple(image.shape), cfg)
@@ -250,8 +250,8 @@ def main(argv):
   import jax
   h, w = parse_size(FLAGS.size)
   if FLAGS.method == "s3net":
-    from sgscn_jax import registry
-    n_conv = registry.S3NET_CONFIG.n_conv  # I-LKA blocks of the preset
+    from sgscn_jax import builtin_methods
+    n_conv = builtin_methods.S3NET_CONFIG.n_conv  # I-LKA blocks of the preset
   else:
     n_conv = FLAGS.n_conv
   report = {"method": FLAGS.method, "image": [h, w, FLAGS.channels],

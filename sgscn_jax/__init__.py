@@ -5,15 +5,20 @@ The public face: what a researcher uses without reaching into subpackages.
     from sgscn_jax import Config, segment_one, segment_batch, image_keys
     result = segment_one(jax.random.key(0), image, Config())      # image [H, W, C] in [0, 1]
 
-Subpackages (imports point down this list, never up): `core` (config, network, loss
-terms, the per-image loop, batching, sharding), `volume` (3D and slice mode, memory plan),
-`data` (reading, writing, resizing, data sets), `evaluation` (metrics, selection, objects),
-`baselines` (other methods), `registry` (every method, registered once), `running`
-(data-set runs, distributed runs, comparisons), `reporting` (overlays, charts, tables).
+Subpackages and modules (imports point down this list, never up; tests/test_imports.py
+checks that no import, at the top or inside a function, closes a circle): `core` (config,
+layers, networks, loss terms, the per-image loop, batching, sharding), `volume` (3D and
+slice mode, memory plan), `data` (reading, writing, resizing, data sets), `evaluation`
+(metrics, selection, objects), `registry` (the registry of methods, which imports no
+method), `baselines` (other methods, each a `registry.Method`), `builtin_methods` (SGSCN,
+S3-Net and the baselines, registered once), `running` (data-set runs, distributed runs,
+comparisons), `reporting` (overlays, charts, tables). This module imports `builtin_methods`,
+so the built-in methods are registered before any module of the package is used.
 """
 
 __version__ = "0.2.0"
 
+from sgscn_jax import builtin_methods  # registers the built-in methods
 from sgscn_jax.core.batching import compile_segment_one, segment_batch, segment_one
 from sgscn_jax.core.config import Config
 from sgscn_jax.core.losses import (LOSS_TERMS, context_consistency_loss, coordinate_grid,
@@ -27,7 +32,7 @@ from sgscn_jax.registry import METHODS, Method, get_method, method_names, regist
 from sgscn_jax.volume import segment_volume
 
 __all__ = [
-    "Config", "History", "LOSS_TERMS", "METHODS", "Method", "Segmentation",
+    "Config", "History", "LOSS_TERMS", "METHODS", "Method", "Segmentation", "builtin_methods",
     "compile_segment_one", "context_consistency_loss", "coordinate_grid", "cross_entropy_loss",
     "get_method", "image_keys", "method_names", "metrics", "network_apply", "network_init",
     "parameter_count", "python_loop", "register_loss_term", "register_method",

@@ -13,6 +13,11 @@ after which `--method my_method` (experiments.segment), `--methods my_method`
 (experiments.reproduce_tables) and `get_method("my_method").segment_batch(...)` work
 (docs/ADDING_A_METHOD.md). A method whose config has a field `k` takes `name:k` in
 `--methods` (e.g. `kmeans:3`). `METHODS` is a read-only view; `register_method` is the way in.
+
+This module imports no method: the built-in ones (SGSCN, S3-Net, the baselines) are
+registered by `sgscn_jax.builtin_methods`, which imports this module and every method, and
+which the package's `__init__` imports, so that they are registered before any module of
+`sgscn_jax`, this one included, is used.
 """
 
 from __future__ import annotations
@@ -22,10 +27,8 @@ import functools
 import types
 from typing import Any, Callable, Dict, Optional
 
-from sgscn_jax.core import batching
 from sgscn_jax.core.batching import EntryPoints
-from sgscn_jax.core.config import Config
-from sgscn_jax.core.loop import segment_image
+from sgscn_jax.core.host import HostEntryPoints
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +82,6 @@ class Method:
 @functools.lru_cache(maxsize=None)
 def _entry_points(method: Method, options: tuple):
   if method.host:
-    from sgscn_jax.baselines.host import HostEntryPoints
     return HostEntryPoints(method.core, method.config_type)
   if not options and getattr(method, "_entry", None) is not None:
     return method._entry
@@ -108,13 +110,8 @@ def register_method(method: Method, *, entry: Optional[EntryPoints] = None,
   return method
 
 
-def _load_builtins() -> None:
-  import sgscn_jax.baselines  # noqa: F401 - the baselines register themselves on import
-
-
 def get_method(name: str) -> Method:
   """The registered method `name`; a ValueError lists the names that exist."""
-  _load_builtins()
   try:
     return _METHODS[name]
   except KeyError:
@@ -122,32 +119,7 @@ def get_method(name: str) -> Method:
 
 
 def method_names() -> tuple:
-  """Every registered method's name, SGSCN first, then in registration order."""
-  _load_builtins()
+  """Every registered method's name, in registration order (the built-ins first, SGSCN
+  first among them)."""
   return tuple(_METHODS)
 
-
-register_method(Method(
-    name="sgscn", title="SGSCN", core=segment_image, default_config=Config(),
-    quick_config=Config(n_channels=8, iterations=2), spacing=True,
-    description="a CNN trained on the image alone (Ahn et al., MICCAI 2021)"),
-    entry=batching.SGSCN)
-
-
-# S3-Net's published settings (Karimijafarbigloo et al., ICCV 2023 workshop; REFERENCE.md
-# section 3; docs/S3NET.md): 256x256 working size (`working_size`), 3.5 L_ce + 0.2 L_AT +
-# 4 L_S, SGD lr 0.2 (the poster says 0.36), 50 iterations. Our choices where the paper is
-# silent: 100 channels, one I-LKA block, momentum 0.9 and the min_labels = 3 early stop of
-# the Kim et al. / SGSCN code it builds on, L_AT as the symmetric-KL variant.
-S3NET_WEIGHTS = (("cross_entropy", 3.5), ("transform_consistency_kl", 0.2),
-                 ("edge_aware_spatial", 4.0))
-S3NET_CONFIG = Config(architecture="s3net", n_channels=100, n_conv=1, learning_rate=0.2,
-                      momentum=0.9, iterations=50, loss_weights=S3NET_WEIGHTS)
-
-register_method(Method(
-    name="s3net", title="S3-Net", core=segment_image, default_config=S3NET_CONFIG,
-    quick_config=dataclasses.replace(S3NET_CONFIG, n_channels=8, iterations=2), spacing=True,
-    working_size=(256, 256),
-    description="S3-Net's network and losses, with L_S and L_AT made to work "
-                "(Karimijafarbigloo et al., ICCV 2023 workshop)"),
-    entry=batching.SGSCN)

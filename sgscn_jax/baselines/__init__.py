@@ -2,8 +2,9 @@
 
 Every method is written for one image `[*spatial, C_in]` and one PRNG key and returns the
 engine's `core.loop.Segmentation` (labels renumbered 0..K-1, a per-iteration `History`).
-Each module registers itself in `sgscn_jax.registry` on import (name, title, core,
-default and quick configs); the runners and tables read the registry.
+Each module defines its `registry.Method` (`METHOD`; `classical.METHODS`: name, title,
+core, default and quick configs) without registering it; `sgscn_jax.builtin_methods`
+registers them, and the runners and tables read the registry.
 
   kmeans       k-means++ and Lloyd on pixel colours           `kmeans.KMeansConfig`
   deepcluster  alternate k-means on CNN features / CE training `deepcluster.DeepClusterConfig`
@@ -14,13 +15,12 @@ default and quick configs); the runners and tables read the registry.
 
 from __future__ import annotations
 
-from sgscn_jax.baselines import augment, host  # noqa: I001 - registration order below
-from sgscn_jax.baselines import kmeans, deepcluster, iic, classical
+from sgscn_jax.baselines import augment, classical, deepcluster, iic, kmeans
 from sgscn_jax.baselines.deepcluster import DeepClusterConfig
 from sgscn_jax.baselines.iic import IICConfig, iic_mutual_information
 from sgscn_jax.baselines.kmeans import KMeansConfig
 
 __all__ = [
     "DeepClusterConfig", "IICConfig", "KMeansConfig",
-    "augment", "classical", "deepcluster", "host", "iic", "iic_mutual_information", "kmeans",
+    "augment", "classical", "deepcluster", "iic", "iic_mutual_information", "kmeans",
 ]

@@ -41,7 +41,7 @@ from sgscn_jax.data.channels import (FIELDS, bimodality, candidate_channels,  # 
                                      central_field, first_principal_component,
                                      most_bimodal_channel, otsu_threshold, select_channel,
                                      smooth)
-from sgscn_jax.registry import Method, register_method
+from sgscn_jax.registry import Method
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,16 +197,18 @@ def chan_vese_labels(image: np.ndarray,
   return bright_is_one(seg, x)
 
 
-register_method(Method(
-    name="otsu", title="Otsu", core=otsu_labels, default_config=OtsuConfig(),
-    quick_config=OtsuConfig(), host=True,
-    description="Otsu threshold of the most bimodal smoothed channel or PC1 (no network)"))
-register_method(Method(
-    name="otsu_blue", title="Otsu (blue)", core=otsu_labels,
-    default_config=OtsuConfig(channel="2", field="all"), quick_config=OtsuConfig(channel="2", field="all"),
-    host=True, description="Otsu threshold of the smoothed blue channel: the dermoscopy "
-    "pipeline of REFERENCE.md section 4 (a data-set prior: lesions show most in blue)"))
-register_method(Method(
-    name="chan_vese", title="Chan-Vese", core=chan_vese_labels, default_config=ChanVeseConfig(),
-    quick_config=ChanVeseConfig(max_num_iter=20), host=True,
-    description="two-phase Chan-Vese active contour without edges on the chosen channel"))
+# registered, in this order, by `sgscn_jax.builtin_methods`
+METHODS = (
+    Method(name="otsu", title="Otsu", core=otsu_labels, default_config=OtsuConfig(),
+           quick_config=OtsuConfig(), host=True,
+           description="Otsu threshold of the most bimodal smoothed channel or PC1 (no network)"),
+    Method(name="otsu_blue", title="Otsu (blue)", core=otsu_labels,
+           default_config=OtsuConfig(channel="2", field="all"),
+           quick_config=OtsuConfig(channel="2", field="all"), host=True,
+           description="Otsu threshold of the smoothed blue channel: the dermoscopy pipeline of "
+           "REFERENCE.md section 4 (a data-set prior: lesions show most in blue)"),
+    Method(name="chan_vese", title="Chan-Vese", core=chan_vese_labels,
+           default_config=ChanVeseConfig(), quick_config=ChanVeseConfig(max_num_iter=20),
+           host=True,
+           description="two-phase Chan-Vese active contour without edges on the chosen channel"),
+)

@@ -3,7 +3,8 @@
 Every baseline is one pure function `segment_image(key, image, config) -> Segmentation`
 written for ONE image `[*spatial, C_in]` and one PRNG key, with `config` a frozen dataclass
 (static); `core.batching.EntryPoints` turns it into the checked, jitted `segment_one` /
-`segment_batch`, and `sgscn_jax.registry` registers it once for every runner and table.
+`segment_batch`, and `sgscn_jax.builtin_methods` registers it once (`sgscn_jax.registry`)
+for every runner and table.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ from jax import lax
 from sgscn_jax.core import network
 from sgscn_jax.core import loop as _loop
 from sgscn_jax.core.batching import EntryPoints
-from sgscn_jax.registry import Method, register_method
+from sgscn_jax.registry import Method
 from sgscn_jax.baselines import common, kmeans
 from sgscn_jax.core.loop import Segmentation
 
@@ -265,8 +265,10 @@ def segment_batch(keys, images, config: DeepClusterConfig = DeepClusterConfig(),
   return ENTRY.segment_batch(keys, images, config, batching=batching, mesh=mesh)
 
 
-register_method(Method(
-    name="deepcluster", title="DeepCluster", core=segment_image, default_config=DeepClusterConfig(),
+# registered, with `ENTRY`, by `sgscn_jax.builtin_methods`
+METHOD = Method(
+    name="deepcluster", title="DeepCluster", core=segment_image,
+    default_config=DeepClusterConfig(),
     quick_config=DeepClusterConfig(rounds=1, steps_per_round=2, feature_channels=8,
-                                  kmeans_restarts=1, kmeans_iterations=5),
-    description="alternate k-means on CNN features and CE training (Caron et al. 2018)"), entry=ENTRY)
+                                   kmeans_restarts=1, kmeans_iterations=5),
+    description="alternate k-means on CNN features and CE training (Caron et al. 2018)")

@@ -41,7 +41,7 @@ from jax import lax
 from sgscn_jax.core import network
 from sgscn_jax.core import loop as _loop
 from sgscn_jax.core.batching import EntryPoints
-from sgscn_jax.registry import Method, register_method
+from sgscn_jax.registry import Method
 from sgscn_jax.baselines import augment, common
 from sgscn_jax.core.loop import Segmentation
 
@@ -249,7 +249,8 @@ def segment_batch(keys, images, config: IICConfig = IICConfig(), *,
   return ENTRY.segment_batch(keys, images, config, batching=batching, mesh=mesh)
 
 
-register_method(Method(
+# registered, with `ENTRY`, by `sgscn_jax.builtin_methods`
+METHOD = Method(
     name="iic", title="IIC", core=segment_image, default_config=IICConfig(),
     quick_config=IICConfig(steps=2, feature_channels=8),
-    description="mutual information between transformed copies (Ji et al. 2019)"), entry=ENTRY)
+    description="mutual information between transformed copies (Ji et al. 2019)")

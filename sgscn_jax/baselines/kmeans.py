@@ -31,7 +31,7 @@ from jax import lax
 
 from sgscn_jax.core import loop as _loop
 from sgscn_jax.core.batching import EntryPoints
-from sgscn_jax.registry import Method, register_method
+from sgscn_jax.registry import Method
 from sgscn_jax.baselines import common
 from sgscn_jax.core.loop import Segmentation
 
@@ -185,7 +185,8 @@ def segment_batch(keys, images, config: KMeansConfig = KMeansConfig(), *,
   return ENTRY.segment_batch(keys, images, config, batching=batching, mesh=mesh)
 
 
-register_method(Method(
+# registered, with `ENTRY`, by `sgscn_jax.builtin_methods`
+METHOD = Method(
     name="kmeans", title="k-means", core=segment_image, default_config=KMeansConfig(),
     quick_config=KMeansConfig(restarts=1, iterations=5),
-    description="k-means++ and Lloyd on pixel colours"), entry=ENTRY)
+    description="k-means++ and Lloyd on pixel colours")
