@@ -91,12 +91,13 @@ def main(argv):
     raise app.UsageError("nothing to run: give --methods or --ablation")
   functions = comparison.method_functions(comparison.FAST_COMPILE if FLAGS.quick else None)
   out_dir = FLAGS.out_dir or f"runs/tables_{FLAGS.dataset}" + ("_quick" if FLAGS.quick else "")
-  options = image_runs.RunOptions(out_dir=out_dir, size=segment.parse_size(FLAGS.size, FLAGS.dataset),
-                                bucket_multiple=FLAGS.bucket, batch_size=segment.batch_size_from_flags(),
-                                montage_cases=FLAGS.montage, standardise=FLAGS.standardise,
-                                objects=segment.objects_from_flags(),
-                                hair_removal=FLAGS.hair_removal, gt_clipped=FLAGS.gt_clipped,
-                                overwrite=FLAGS.overwrite)
+  options = image_runs.RunOptions(
+      out_dir=out_dir, size=segment.parse_size(FLAGS.size, FLAGS.dataset),
+      bucket_multiple=FLAGS.bucket, batch_size=segment.batch_size_from_flags(),
+      montage_cases=FLAGS.montage, standardise=FLAGS.standardise,
+      objects=segment.objects_from_flags(), hair_removal=FLAGS.hair_removal,
+      gt_clipped=FLAGS.gt_clipped, overwrite=FLAGS.overwrite,
+      despeckle=segment.despeckle_from_flags())
   print(f"{len(plan.runs)} runs x {len(seeds)} seeds over {len(cases)} cases -> {out_dir}",
         file=sys.stderr)
   start = time.perf_counter()

@@ -38,7 +38,7 @@ from sgscn_jax import Config, registry
 from sgscn_jax.core import sharding
 from sgscn_jax.core.config import parse_schedule
 from sgscn_jax.reporting import console
-from sgscn_jax.data.datasets import DATASETS, list_dataset, object_prior
+from sgscn_jax.data.datasets import DATASETS, despeckle_prior, list_dataset, object_prior
 from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.running import distributed
 from sgscn_jax.running import images as image_runs
@@ -131,6 +131,9 @@ flags.DEFINE_string("object_channel", None, "The object step's channel: auto (de
                     "bimodal in the central field), 0, 1, 2 (an image channel; 2 = blue) or pc1.")
 flags.DEFINE_integer("seeds_per_image", 1, "Run each image with this many seeds in one batch and "
                      "fuse them: a consensus label map and an agreement map (uncertainty/).")
+flags.DEFINE_enum("despeckle", None, ["none", "median", "nlm", "bilateral"],
+                  "De-speckle the method's working image first (default: the data set's, "
+                  "docs/ULTRASOUND.md; none everywhere but ultrasound).")
 flags.DEFINE_bool("hair_removal", False, "Remove dark hairs (DullRazor-style) from every image "
                   "before segmenting it (dermoscopy; off by default: docs/OBJECTS.md).")
 flags.DEFINE_integer("demo_n", 4, "demo: number of synthetic images.")
@@ -279,6 +282,11 @@ def objects_from_flags():
     raise app.UsageError(f"object step: {e}") from None
 
 
+def despeckle_from_flags() -> str:
+  """--despeckle, or the data set's (`datasets.despeckle_prior`)."""
+  return FLAGS.despeckle or despeckle_prior(FLAGS.dataset)
+
+
 def batch_size_from_flags() -> int:
   """--batch_size, or for 0: 1 on CPU (sequential batching: no speed to gain from larger
   batches, and the progress bar moves per image), 4 on accelerators."""
@@ -372,7 +380,7 @@ def main(argv):
       montage_cases=FLAGS.montage, method_name=name, standardise=FLAGS.standardise,
       objects=objects_from_flags(), hair_removal=FLAGS.hair_removal,
       seeds_per_image=FLAGS.seeds_per_image, gt_clipped=FLAGS.gt_clipped,
-      overwrite=FLAGS.overwrite)
+      overwrite=FLAGS.overwrite, despeckle=despeckle_from_flags())
   print(f"{len(cases)} cases -> {options.out_dir}", file=sys.stderr)
   run_info = {"argv": sys.argv, "dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir,
               "processes": 1 if team is None else team.count,

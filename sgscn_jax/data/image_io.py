@@ -30,9 +30,9 @@ import imageio.v3 as iio
 import numpy as np
 from typing import NamedTuple
 
-from sgscn_jax.data.decode import (ImageReadError, PathLike, channels_last, check_file, check_finite,
-                                   check_size, first_line, is_tiff, normalise_intensities,
-                                   tiff_series)
+from sgscn_jax.data.decode import (ImageReadError, PathLike, channels_last, check_file,
+                                   check_finite, check_size, first_line, is_tiff,
+                                   normalise_intensities, tiff_series)
 
 
 class ImageRecord(NamedTuple):
@@ -82,8 +82,11 @@ def read_image(path: PathLike) -> ImageRecord:
   return ImageRecord(np.ascontiguousarray(image), info)
 
 
-def read_mask(path: PathLike, shape: tuple[int, ...] | None = None) -> np.ndarray:
-  """Reads a binary mask as bool `[H, W]`: foreground = stored value > 0.
+def read_mask(path: PathLike, shape: tuple[int, ...] | None = None, *,
+              half_range: bool = False) -> np.ndarray:
+  """Reads a binary mask as bool `[H, W]`: foreground = stored value > 0 (with
+  `half_range`: > half the type's range, e.g. > 127 for 8 bits, for masks stored lossily;
+  `read_lossy_mask`).
 
   Works whatever the storage: 1-bit BMP, 0/255 grey, grey stored as RGB, palette GIF
   with its frame axis. For a colour mask a pixel is foreground when any colour channel
@@ -98,14 +101,19 @@ def read_mask(path: PathLike, shape: tuple[int, ...] | None = None) -> np.ndarra
     ImageReadError: as `read_image`, and when the mask's size differs from `shape`.
   """
   raw = _decode_2d(path)
+  return _mask_of(path, raw, _half_range(raw) if half_range else 0, shape)
+
+
+def _mask_of(path: PathLike, raw: np.ndarray, level: float,
+             shape: tuple[int, ...] | None) -> np.ndarray:
   if raw.ndim == 3 and raw.shape[-1] in (2, 4):
     raw = raw[..., :-1]
   if raw.ndim == 3 and raw.shape[-1] in (1, 3):
     check_finite(path, raw)
-    mask = np.any(raw > 0, axis=-1)
+    mask = np.any(raw > level, axis=-1)
   elif raw.ndim == 2:
     check_finite(path, raw)
-    mask = raw > 0
+    mask = raw > level
   else:
     raise ImageReadError(path, f"unsupported mask shape {raw.shape}")
   check_size(path, mask.shape, "HW")
@@ -114,3 +122,27 @@ def read_mask(path: PathLike, shape: tuple[int, ...] | None = None) -> np.ndarra
         path, f"mask is {mask.shape[0]}x{mask.shape[1]} (HxW) but its image is "
         f"{shape[0]}x{shape[1]}")
   return np.ascontiguousarray(mask)
+
+
+def _top(raw: np.ndarray) -> float:
+  """The largest value a mask of this dtype can store (floats: 1, or their max if above)."""
+  if raw.dtype == bool:
+    return 1.0
+  if np.issubdtype(raw.dtype, np.integer):
+    return float(np.iinfo(raw.dtype).max)
+  return max(1.0, float(np.max(raw)))
+
+
+def _half_range(raw: np.ndarray) -> float:
+  return 0.0 if raw.dtype == bool else _top(raw) / 2
+
+
+def read_lossy_mask(path: PathLike, shape: tuple[int, ...] | None = None
+                    ) -> tuple[np.ndarray, float]:
+  """A mask stored lossily (JPEG: compression rings every edge with small non-zero
+  values), read at half range, and the share of its pixels that are neither 0 nor the
+  type's maximum (a sign of lossy storage or of a soft mask)."""
+  raw = _decode_2d(path)
+  mask = _mask_of(path, raw, _half_range(raw), shape)
+  between = float(np.mean((raw > 0) & (raw < _top(raw))))
+  return mask, between

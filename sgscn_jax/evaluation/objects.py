@@ -14,7 +14,8 @@
    regions (`region_hierarchy`); at the level with `regions` regions (default: every
    cluster) the regions whose mean is <= t form the dark side, the others the bright side.
 5. Side: the polarity's (dark / bright), or by border contact (auto).
-6. Profile rules: a few generic steps per kind of object.
+6. Profile rules: a few generic steps per kind of object ("mass", ultrasound tumours,
+   searches every level of the hierarchy instead: `evaluation.masses`).
 7. Rim (lesions): the object grows, pixel by pixel, into the pixels of its side of t within
    `rim_band` of it: a cluster that holds both the lesion's rim and skin is decided as a
    whole in step 4, and the rim it takes with it to the skin side comes back here.
@@ -29,6 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 from sgscn_jax.data import channels
+from sgscn_jax.evaluation import masses
 from sgscn_jax.evaluation.hierarchy import adjacency, dense_ids, merge_sequence, region_sums
 from sgscn_jax.evaluation.regions import (analysis_shape, as_channels, border_ring,
                                           central_component, close_mask, components,
@@ -37,7 +39,7 @@ from sgscn_jax.evaluation.regions import (analysis_shape, as_channels, border_ri
                                           largest_components, open_mask, resize_image,
                                           resize_nearest)
 
-PROFILES = ("lesion", "lungs", "vessels")
+PROFILES = ("lesion", "lungs", "vessels", "mass")
 # Bumped whenever a rule changes what `extract_object` returns; runs record it per case, and a
 # resumed run redoes the objects of cases recorded under another version.
 # 1: 9758585. 2 (a48194e): the lungs' body is the hull of the largest tissue component.
@@ -51,7 +53,7 @@ class ObjectConfig:
   """What the object is (a data-set prior, never per-case ground truth) and the rules' knobs.
 
   Attributes:
-    profile: "lesion" | "lungs" | "vessels" (see `extract_object`).
+    profile: "lesion" | "lungs" | "vessels" | "mass" (see `extract_object`).
     polarity: "dark" | "bright" | "auto": which region of the level is the object.
     regions: the hierarchy level whose regions are sorted into the object's side and the
       other (None = every cluster, the finest level; 2 = the coarsest; clipped).
@@ -194,6 +196,36 @@ def _vessels(side: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, str]:
 _RULES = {"lesion": _lesion, "lungs": _lungs, "vessels": _vessels}
 
 
+def _mass(dense, ids, cluster_of, x, threshold, name, shape, valid,
+          config: ObjectConfig) -> ObjectResult:
+  """The "mass" profile (`masses.find_mass`) over every level of the hierarchy, or only
+  the level with `config.regions` regions when it is set."""
+  k = len(cluster_of)
+  counts, sums = region_sums(dense, x[..., None], k)
+  lookups = merge_sequence(counts, sums, adjacency(dense, k)) if k > 1 else [np.arange(k)]
+  if config.regions is not None:
+    lookups = [lookups[int(np.clip(k - config.regions, 0, len(lookups) - 1))]]
+  polarity = "bright" if config.polarity == "bright" else "dark"
+  found = masses.find_mass(dense, lookups, x, threshold, polarity=polarity,
+                           opening_radius=config.opening_radius, ring_width=config.rim_band,
+                           centre_weight=config.centre_weight,
+                           border_penalty=config.border_penalty)
+  regions_out = resize_nearest(np.append(lookups[0], -1)[dense], shape)
+  if found is None:
+    return ObjectResult(np.zeros(shape, bool), regions_out, ids[:0],
+                        f"mass: no {polarity} compact region of the {k} clusters")
+  mask = resize_nearest(found.mask, shape)
+  if valid is not None:
+    mask &= np.asarray(valid, bool)
+  chosen = np.unique(ids[cluster_of[np.unique(dense[found.mask & (dense >= 0)])]])
+  reason = (f"mass: the best {polarity} compact piece of the hierarchy's regions (channel "
+            f"{name}, Otsu threshold {threshold:.3f}; level {found.level}, contrast "
+            f"{found.contrast:.2f}, solidity {found.solidity:.2f}, area {found.area:.3f}"
+            f"{', touches the border' if found.touches_border else ''}); "
+            f"object {mask.mean():.3f} of the image")
+  return ObjectResult(mask, regions_out, chosen, reason)
+
+
 def extract_object(labels: np.ndarray, image: np.ndarray, config: ObjectConfig = ObjectConfig(),
                    *, valid: np.ndarray | None = None) -> ObjectResult:
   """The object of a label map: frame filled, analysis size, hierarchy level, profile rule.
@@ -243,6 +275,8 @@ def extract_object(labels: np.ndarray, image: np.ndarray, config: ObjectConfig =
     field = dense >= 0
   name, x = channels.select_channel(image, config.channel, config.channel_sigma, field=field)
   threshold = channels.otsu_threshold(x[field]) if np.ptp(x[field]) > 0 else float(x.max())
+  if config.profile == "mass":
+    return _mass(dense, ids, cluster_of, x, threshold, name, shape, valid, config)
   if config.regions is None or config.regions >= k:
     lookup = np.arange(k)                    # the finest level: no merge needed
   else:

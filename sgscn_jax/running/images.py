@@ -29,7 +29,7 @@ import numpy as np
 from sgscn_jax.core.batching import segment_batch
 from sgscn_jax.core.config import Config
 from sgscn_jax.core.loop import STOP_REASONS, check_image
-from sgscn_jax.data import decode, files, hair, resize
+from sgscn_jax.data import decode, files, hair, resize, speckle
 from sgscn_jax.data.datasets import Case, Record
 from sgscn_jax.evaluation import consensus, objects
 from sgscn_jax.evaluation.objects import ObjectConfig
@@ -75,6 +75,8 @@ class RunOptions:
     gt_clipped: None (the default) or a dilation radius r: every case is also scored under
       the INFLATED diagnostic protocol `gt_clipped` (the paper cluster multiplied by the
       ground truth dilated by a (2r+1)^2 square, S3-Net's published protocol).
+    despeckle: the method's working image is de-speckled first (`data.speckle`: "none",
+      "median", "nlm", "bilateral"); objects, overlays and scores see the image as read.
     overwrite: a folder whose finished cases were made with other result settings is
       recomputed (their records removed first) instead of refused (`running.folder`).
   """
@@ -92,6 +94,7 @@ class RunOptions:
   seeds_per_image: int = 1
   gt_clipped: Optional[int] = None
   overwrite: bool = False
+  despeckle: str = "none"
 
   # How a resume treats each option (`running.folder.check_settings`); the rest, like the
   # method's config, are result settings: a resume with other values is refused.
@@ -140,7 +143,8 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
   row.update(_vote_fields(vote))
   norm = record.extra.get("normalisation") or {}
   row["intensity"] = "; ".join(str(norm[k]) for k in ("channels", "rule") if norm.get(k))
-  for key in ("diagnosis", "diagnosis_name", "hair_fraction"):
+  for key in ("diagnosis", "diagnosis_name", "hair_fraction", "frame_fraction",
+              "marks_fraction"):
     if record.extra.get(key) is not None:
       row[key] = record.extra[key]
   runner.check_mask(record, item.case, row)
@@ -360,6 +364,8 @@ class ImageDriver:
       shape = resize.bucket_shape(resize.working_shape(record.image.shape, self.options.size),
                                   self.options.bucket_multiple)
       work = resize.resize_image(record.image, shape)
+      if self.options.despeckle != "none":
+        work = speckle.despeckle(work, self.options.despeckle)
       if self.options.standardise:
         work = decode.standardise(work)
     except Exception as e:  # noqa: BLE001 - any bad case is recorded, the run goes on

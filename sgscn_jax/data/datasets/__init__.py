@@ -10,7 +10,8 @@ Each layout is one module with two functions:
   any bad file raises `sgscn_jax.data.decode.ImageReadError`.
 
 `get_dataset(name)` returns the module of a layout: "demo" (synthetic, generated), "ph2",
-"drive", "lung_ct", "folder", "volume" (NIfTI or TIFF volumes: `Record.image` is then
+"drive", "lung_ct", "folder", "ultrasound" (a folder of B-mode images: grey, scan region,
+masks read at half range), "volume" (NIfTI or TIFF volumes: `Record.image` is then
 `[D, H, W, C]` and `Record.mask` `[D, H, W]`).
 """
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from sgscn_jax.data import image_io
 
-DATASETS = ("demo", "ph2", "drive", "lung_ct", "folder", "volume")
+DATASETS = ("demo", "ph2", "drive", "lung_ct", "folder", "ultrasound", "volume")
 
 
 class Case(NamedTuple):
@@ -95,7 +96,7 @@ def list_dataset(name: str, data_dir=None, *, images=None, masks=None,
                  spacing=None):
   """The cases of data set `name` and its `load_case`, from the command line's options.
 
-  `data_dir` is needed by every layout but "demo"; "folder" and "volume" take `images`
+  `data_dir` is needed by every layout but "demo"; "folder", "ultrasound" and "volume" take `images`
   (default: `data_dir`), `masks` and `mask_pattern`; `limit` keeps the first N cases.
 
   Raises:
@@ -104,7 +105,7 @@ def list_dataset(name: str, data_dir=None, *, images=None, masks=None,
   module = get_dataset(name)
   if name == "demo":
     cases = module.list_cases(None, n=demo_n, shape=(demo_size, demo_size), seed=seed)
-  elif name in ("folder", "volume"):
+  elif name in ("folder", "ultrasound", "volume"):
     root = data_dir or images
     if root is None:
       raise ValueError(f"--dataset {name} needs --images (or --data_dir)")
@@ -112,7 +113,7 @@ def list_dataset(name: str, data_dir=None, *, images=None, masks=None,
         lambda p: p)
     kwargs = {"spacing": spacing} if name == "volume" else {}
     cases = module.list_cases(absolute(root),
-                              images_dir=absolute(images) if (name == "folder" or data_dir)
+                              images_dir=absolute(images) if (name != "volume" or data_dir)
                               else None,
                               masks_dir=absolute(masks), mask_pattern=mask_pattern, **kwargs)
   else:
@@ -126,3 +127,9 @@ def object_prior(name: str) -> dict:
   """The data set's prior for the mask-free object step: `ObjectConfig` fields (profile,
   polarity, ...) that hold for the whole data set, e.g. PH2's lesions are darker than skin."""
   return dict(getattr(get_dataset(name), "OBJECT_PRIOR", {"profile": "lesion", "polarity": "auto"}))
+
+
+def despeckle_prior(name: str) -> str:
+  """The data set's de-speckling filter for the method's input (`data.speckle`; "none" for
+  every data set but ultrasound, whose choice is measured in docs/ULTRASOUND.md)."""
+  return getattr(get_dataset(name), "DESPECKLE", "none")
