@@ -233,7 +233,8 @@ def table(report: dict) -> str:
                  f"   (torch peak RSS {t.get('peak_rss_mib', float('nan')):.0f} MiB)")
   for b, r in report.get("batches", {}).items():
     lines.append(f"  batch {b:>2} at {report['batch_image_size']}^2: images/s "
-                 f"default({r.get('default_batching')}) {r.get('default_images_per_s', float('nan')):.3f}"
+                 f"default({r.get('default_batching')}) "
+                 f"{r.get('default_images_per_s', float('nan')):.3f}"
                  f"  vmap {r.get('vmap_images_per_s', float('nan')):.3f}"
                  f"  one-at-a-time {r.get('one_at_a_time_images_per_s', float('nan')):.3f}"
                  f"  peak RSS {r.get('peak_rss_mib', float('nan')):.0f} MiB")
@@ -264,7 +265,8 @@ def main(argv):
   if FLAGS.torch and _torch_available():
     report["torch"] = _run_child("torch", argv)
     if "ms_per_iteration" in report["torch"] and "ms_per_iteration" in report["loop"]:
-      report["ratio_to_torch"] = report["loop"]["ms_per_iteration"] / report["torch"]["ms_per_iteration"]
+      report["ratio_to_torch"] = (report["loop"]["ms_per_iteration"]
+                                  / report["torch"]["ms_per_iteration"])
   batches = [int(b) for b in FLAGS.batch_sizes.split(",") if b.strip()]
   report["batches"] = {str(b): _run_child(f"batch:{b}", argv) for b in batches}
   report = _rounded(report)

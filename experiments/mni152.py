@@ -125,7 +125,8 @@ def _worker(method: str) -> dict:
   files.write_png(out / f"{method}_overlay.png",
                overlays.orthogonal_overlay(*shown, spacing=shown_spacing))
   usage = resource.getrusage(resource.RUSAGE_SELF)
-  row.update(peak_rss_mb=round(usage.ru_maxrss / 1024), cpu_seconds=round(usage.ru_utime + usage.ru_stime, 1))
+  row.update(peak_rss_mb=round(usage.ru_maxrss / 1024),
+             cpu_seconds=round(usage.ru_utime + usage.ru_stime, 1))
   return row
 
 

@@ -4,7 +4,8 @@ Same network, losses, optimiser and image as `sgscn_jax` with the default `Confi
 
   network  n_conv x [conv 3x3 (-> C) -> ReLU -> BN(batch statistics)] -> conv 1x1 -> BN
            (PyTorch's default initialisation, as `sgscn_jax.core.network`)
-  loss     w_ce L_ce(S, argmax S) + w_ss L_ss + w_cc L_cc  (the definitions of sgscn_jax.core.losses)
+  loss     w_ce L_ce(S, argmax S) + w_ss L_ss + w_cc L_cc
+           (the definitions of sgscn_jax.core.losses)
   update   SGD, learning rate 0.1, momentum 0.9, every iteration also counts the argmax labels
            (the published loop's `torch.unique`), eager mode, NCHW float32, as the published code.
 

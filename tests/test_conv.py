@@ -48,7 +48,8 @@ def test_custom_vjp_inside_a_loop_under_vmap():
   w = jnp.asarray(rng.normal(size=(3, 3, 2, 2)), jnp.float32)
 
   np.testing.assert_allclose(_descent_in_loop_under_vmap(conv.conv_same, xs, w),
-                             _descent_in_loop_under_vmap(conv.conv_same_reference, xs, w), rtol=1e-4, atol=1e-5)
+                             _descent_in_loop_under_vmap(conv.conv_same_reference, xs, w),
+                             rtol=1e-4, atol=1e-5)
 
 
 def test_3d_taps_scan_inside_a_loop_under_vmap():
@@ -57,4 +58,5 @@ def test_3d_taps_scan_inside_a_loop_under_vmap():
   w = jnp.asarray(rng.normal(size=(3, 3, 3, 2, 3)), jnp.float32)
 
   np.testing.assert_allclose(_descent_in_loop_under_vmap(conv.conv_same, xs, w),
-                             _descent_in_loop_under_vmap(conv.conv_same_reference, xs, w), rtol=1e-4, atol=1e-4)
+                             _descent_in_loop_under_vmap(conv.conv_same_reference, xs, w),
+                             rtol=1e-4, atol=1e-4)

@@ -95,7 +95,8 @@ def test_context_consistency_matches_numpy(response):
     centre = (w[:, None] * xs).sum(0)
     expected += (w * ((xs - centre) ** 2).sum(-1)).sum()
   expected /= 2 * 4
-  np.testing.assert_allclose(losses.context_consistency_loss(response, None, x), expected, rtol=1e-5)
+  np.testing.assert_allclose(losses.context_consistency_loss(response, None, x), expected,
+                             rtol=1e-5)
 
 
 def _one_hot_response(labels, c, scale=20.0):
@@ -141,7 +142,8 @@ def test_total_loss_is_the_weighted_sum_of_named_terms(response):
   weights = (("cross_entropy", 2.0), ("sparse_spatial", 0.5))
   total, terms = losses.total_loss(response, None, x, weights)
   assert set(terms) == {"cross_entropy", "sparse_spatial"}
-  np.testing.assert_allclose(total, 2 * terms["cross_entropy"] + 0.5 * terms["sparse_spatial"], rtol=1e-6)
+  np.testing.assert_allclose(total, 2 * terms["cross_entropy"] + 0.5 * terms["sparse_spatial"],
+                             rtol=1e-6)
 
 
 def test_unknown_term_is_a_clear_error():
@@ -225,7 +227,8 @@ def test_context_consistency_in_3d_with_spacing_matches_numpy():
 def test_context_consistency_sees_physical_compactness_in_anisotropic_volumes():
   """A ball in millimetres is compact once the spacing is known, a flat slab is not."""
   d, h, w = 8, 24, 24
-  zz, yy, xx = np.meshgrid(np.arange(d) * 3.0, np.arange(h) * 1.0, np.arange(w) * 1.0, indexing="ij")
+  zz, yy, xx = np.meshgrid(np.arange(d) * 3.0, np.arange(h) * 1.0, np.arange(w) * 1.0,
+                           indexing="ij")
   ball = ((zz - 10.5) ** 2 + (yy - 11.5) ** 2 + (xx - 11.5) ** 2) < 49   # round in mm
   slab = np.zeros_like(ball)
   slab[3:5] = True  # two whole slices: flat in mm

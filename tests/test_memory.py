@@ -1,4 +1,5 @@
-"""The memory model, the automatic choice of settings, and the guard that refuses before starting."""
+"""The memory model, the automatic choice of settings, and the guard that refuses before
+starting."""
 
 import math
 
@@ -42,7 +43,8 @@ def test_estimate_follows_the_model():
 def test_flops_per_iteration():
   # 3 x forward: 2 V (27 c_in C + 27 C^2 + C^2) for n_conv = 2.
   assert memory.flops_per_iteration((2, 3, 4), 1, 10) == 3 * 2 * 24 * (270 + 2700 + 100)
-  assert memory.flops_per_iteration((2, 3, 4), 1, 10, mode="slices") == 3 * 2 * 24 * (90 + 900 + 100)
+  assert (memory.flops_per_iteration((2, 3, 4), 1, 10, mode="slices")
+          == 3 * 2 * 24 * (90 + 900 + 100))
 
 
 def test_anisotropic_volumes_downsample_their_fine_axes_first():

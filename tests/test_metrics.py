@@ -1,4 +1,5 @@
-"""Tests of sgscn_jax.evaluation.metrics: hand-computed values, empty cases, properties, selection."""
+"""Tests of sgscn_jax.evaluation.metrics: hand-computed values, empty cases, properties,
+selection."""
 
 from __future__ import annotations
 

@@ -75,8 +75,13 @@ def test_reflect_padding_is_a_convolution_of_the_mirrored_image():
   mirrored = jnp.pad(x, [(1, 1), (1, 1), (0, 0)], mode="reflect")
   expected = conv.conv_same_reference(mirrored, kernel)[1:-1, 1:-1]
   np.testing.assert_allclose(layer.apply(params, x), expected, rtol=1e-5, atol=1e-5)
-  grad = jax.grad(lambda k: jnp.sum(jnp.square(layer.apply({"params": {"kernel": k, "bias": jnp.zeros(4)}}, x))))(kernel)
-  want = jax.grad(lambda k: jnp.sum(jnp.square(conv.conv_same_reference(mirrored, k)[1:-1, 1:-1])))(kernel)
+  def layer_loss(k):
+    return jnp.sum(jnp.square(layer.apply({"params": {"kernel": k, "bias": jnp.zeros(4)}}, x)))
+
+  def reference_loss(k):
+    return jnp.sum(jnp.square(conv.conv_same_reference(mirrored, k)[1:-1, 1:-1]))
+
+  grad, want = jax.grad(layer_loss)(kernel), jax.grad(reference_loss)(kernel)
   np.testing.assert_allclose(grad, want, rtol=1e-4, atol=1e-4)
   with pytest.raises(ValueError, match="padding"):
     Config(padding="wrap")

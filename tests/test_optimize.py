@@ -68,7 +68,8 @@ def test_early_stopping_freezes_each_lane_independently(batching):
   """Two lanes that stop at different iterations: each stops exactly when its own rule
   fires (the first pre-update label count <= min_labels), as in its single run."""
   cfg = EARLY
-  images = np.stack([_image(0), np.random.default_rng(5).uniform(size=(20, 24, 3)).astype(np.float32)])
+  noise = np.random.default_rng(5).uniform(size=(20, 24, 3)).astype(np.float32)
+  images = np.stack([_image(0), noise])
   keys = image_keys(0, 2)
   batch = segment_batch(keys, images, cfg, batching=batching)
   stops = []
@@ -78,7 +79,8 @@ def test_early_stopping_freezes_each_lane_independently(batching):
     fired = np.flatnonzero((hist >= 0) & (hist <= cfg.min_labels))
     expected = int(fired[0]) + 1 if fired.size else cfg.iterations
     assert int(one.iterations) == expected == int(batch.iterations[i])
-    assert np.all(hist[expected:] == -1) and np.all(np.isnan(np.asarray(one.history.total)[expected:]))
+    assert np.all(hist[expected:] == -1)
+    assert np.all(np.isnan(np.asarray(one.history.total)[expected:]))
     stops.append(expected)
   assert stops[0] < cfg.iterations and stops[0] != stops[1], stops
 
@@ -202,10 +204,12 @@ def test_volume_runs_through_the_same_code():
 
 def test_real_image_few_iterations_reduce_loss_and_labels(shared_data):
   from PIL import Image
-  path = shared_data / "PH2" / "PH2 Dataset images" / "IMD003" / "IMD003_Dermoscopic_Image" / "IMD003.bmp"
+  path = (shared_data / "PH2" / "PH2 Dataset images" / "IMD003" / "IMD003_Dermoscopic_Image"
+          / "IMD003.bmp")
   if not path.exists():
     pytest.skip(f"{path} absent")
-  img = np.asarray(Image.open(path).convert("RGB").resize((64, 48), Image.BILINEAR), np.float32) / 255
+  img = np.asarray(Image.open(path).convert("RGB").resize((64, 48), Image.BILINEAR),
+                   np.float32) / 255
   r = segment_one(jax.random.key(0), img, Config(iterations=8, early_stop=False))
   total = np.asarray(r.history.total)
   labels = np.asarray(r.history.n_labels)

@@ -1,4 +1,5 @@
-"""3D SGSCN and slice mode: spacing reaches L_cc, structures are recovered, labels stay consistent."""
+"""3D SGSCN and slice mode: spacing reaches L_cc, structures are recovered, labels stay
+consistent."""
 
 import jax
 import numpy as np

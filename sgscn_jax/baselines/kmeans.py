@@ -100,7 +100,8 @@ def kmeans_plus_plus(key: jax.Array, x: jax.Array, k: int) -> jax.Array:
     uniform = jax.random.randint(fallback_key, (), 0, p)
     index = jnp.where(total > 0, jnp.minimum(drawn, p - 1), uniform)
     centre = x[index]
-    return centres.at[j].set(centre), jnp.minimum(d2, jnp.sum(jnp.square(x - centre[None, :]), axis=-1))
+    d2_centre = jnp.sum(jnp.square(x - centre[None, :]), axis=-1)
+    return centres.at[j].set(centre), jnp.minimum(d2, d2_centre)
 
   centres, _ = lax.fori_loop(1, k, add_centre, (centres, d2))
   return centres

@@ -92,7 +92,8 @@ def check_image(image, *, name: str = "image") -> None:
                      f"expected 1 to {MAX_INPUT_CHANNELS} channels, last axis")
   if not isinstance(image, jax.core.Tracer):
     values = np.asarray(image)
-    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
+    if (not np.issubdtype(values.dtype, np.number)
+        or np.issubdtype(values.dtype, np.complexfloating)):
       raise ValueError(f"{name}: expected real numbers, got dtype {values.dtype}")
     bad = ~np.isfinite(values)
     if bad.any():

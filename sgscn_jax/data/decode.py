@@ -69,7 +69,8 @@ def first_line(error: BaseException) -> str:
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0] if text else ''}"
   root, seen = error, {id(error)}
-  while (root.__cause__ or root.__context__) is not None and id(root.__cause__ or root.__context__) not in seen:
+  while ((root.__cause__ or root.__context__) is not None
+         and id(root.__cause__ or root.__context__) not in seen):
     root = root.__cause__ or root.__context__
     seen.add(id(root))
   return line(error) if root is error else f"{line(error)}; cause: {line(root)}"

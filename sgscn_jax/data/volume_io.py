@@ -272,7 +272,8 @@ def peek(path, spacing=None) -> tuple[tuple, int, Optional[tuple]]:
       shape, axes = tuple(series.shape), series.axes
       found, _ = _tiff_spacing(tif)
   except Exception as e:
-    raise decode.ImageReadError(path, f"unreadable, corrupt or truncated TIFF ({decode.first_line(e)})")
+    raise decode.ImageReadError(
+        path, f"unreadable, corrupt or truncated TIFF ({decode.first_line(e)})")
   channels = 1
   dims = []
   for a, n in zip(axes, shape):
@@ -324,7 +325,8 @@ def write_label_volume(path, labels: np.ndarray, geometry: Geometry) -> None:
   """
   labels = np.asarray(labels)
   if labels.ndim != 3 or not np.issubdtype(labels.dtype, np.integer):
-    raise ValueError(f"labels must be an integer [D, H, W] array, got {labels.dtype} {labels.shape}")
+    raise ValueError(
+        f"labels must be an integer [D, H, W] array, got {labels.dtype} {labels.shape}")
   dtype = _label_dtype(labels)
   if geometry.format == "nifti":
     nib = nibabel()

@@ -141,9 +141,9 @@ def region_hierarchy(labels: np.ndarray, image: np.ndarray) -> list[np.ndarray]:
   n_i n_j / (n_i + n_j) |m_i - m_j|^2 (m the regions' mean features, e.g. colours; ties
   to the earliest-appearing pair), or the cheapest non-adjacent pair once the adjacency
   graph has no edge left. Ward's cost is Otsu's criterion for regions: in one feature,
-  the 2-region level splits the regions where the between-class variance is largest. A greedy loop on
-  cluster-level sums (O(K^3) on K x K matrices, plus one lookup per level; ~5 ms at
-  256 x 256, K = 15). Negative labels stay -1. One level if K <= 2.
+  the 2-region level splits the regions where the between-class variance is largest. A
+  greedy loop on cluster-level sums (O(K^3) on K x K matrices, plus one lookup per level;
+  ~5 ms at 256 x 256, K = 15). Negative labels stay -1. One level if K <= 2.
   """
   labels = np.asarray(labels)
   dense, ids = dense_ids(labels)

@@ -5,10 +5,13 @@ Every summary and table reports these side by side, each under its own name (row
 
 | key | name | prediction | reads the ground truth? |
 |---|---|---|---|
-| `largest_overlap` | paper | the one raw cluster with the largest overlap with B (SGSCN's protocol) | yes (oracle choice) |
+| `largest_overlap` | paper | the raw cluster that overlaps B the most | yes (oracle choice) |
 | `paper_fill` | paper+fill | that cluster with its holes filled | yes (oracle choice) |
-| `object` | object | the mask-free object (`objects.extract_object`): what a user gets | no |
-| `central` | central | the one raw cluster chosen by a centre prior (`selection.central_cluster`) | no |
+| `object` | object | the mask-free object (`objects.extract_object`) | no |
+| `central` | central | the one raw cluster chosen by a centre prior | no |
+
+(`largest_overlap` is SGSCN's protocol; `object` is what a user gets; `central` is
+`selection.central_cluster`.)
 
 No protocol above multiplies a prediction by a (dilated) ground truth. One diagnostic
 protocol does, and only when asked (`score(..., gt_clipped_radius=r)`, `--gt_clipped r`; never a

@@ -109,7 +109,8 @@ def _summary_table(summary: Mapping[str, Any]) -> str:
       scale = 1.0 if metric == "hd95" else 100.0
       mean, std = _number(stats.get("mean")), _number(stats.get("std"))
       text = "–" if mean is None or math.isnan(mean) else (
-          f"{mean * scale:.1f}" + ("" if std is None or math.isnan(std) else f" ± {std * scale:.1f}"))
+          f"{mean * scale:.1f}"
+          + ("" if std is None or math.isnan(std) else f" ± {std * scale:.1f}"))
       cells.append(f"<td>{text}</td>")
     unit = " (" + summary.get("hd95_unit", "pixels") + ")" if metric == "hd95" else " (%)"
     lines.append(f"<tr><td class='id'>{metric}{unit}</td>{''.join(cells)}</tr>")

@@ -263,7 +263,8 @@ def montage(rows: Sequence[MontageRow], *, panel_height: Optional[int] = None,
   return _draw_text(canvas, [t for t in texts if t[2]]) if line else canvas
 
 
-def orthogonal_overlay(volume: np.ndarray, pred: Optional[np.ndarray], gt: Optional[np.ndarray] = None,
+def orthogonal_overlay(volume: np.ndarray, pred: Optional[np.ndarray],
+                       gt: Optional[np.ndarray] = None,
                        *, spacing: Optional[Sequence[float]] = None,
                        centre: Optional[Sequence[int]] = None, panel_size: int = 256,
                        gap: int = 4) -> np.ndarray:

@@ -158,7 +158,8 @@ class Plan:
   def describe(self) -> str:
     if self.chosen == "baseline":
       return (f"{self.mode} at {'x'.join(map(str, self.work_shape))} (downsampling "
-              f"{'x'.join(map(str, self.factors))}), a baseline on the voxels (memory not modelled)")
+              f"{'x'.join(map(str, self.factors))}), a baseline on the voxels "
+              "(memory not modelled)")
     return (f"{self.mode} at {'x'.join(map(str, self.work_shape))} (downsampling "
             f"{'x'.join(map(str, self.factors))}), {self.n_channels} channels: estimated "
             f"{_gb(self.estimated_bytes)} of {_gb(self.budget_bytes)} budget, "

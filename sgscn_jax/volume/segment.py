@@ -115,8 +115,9 @@ def _mean_history(history: History) -> History:
   labels = np.asarray(history.n_labels, np.float64)
   labels = np.where(labels < 0, np.nan, labels)
   mean_labels = mean(labels)
+  n_labels = np.where(np.isnan(mean_labels), -1, np.round(mean_labels)).astype(np.int32)
   return History(total=mean(history.total), terms={k: mean(v) for k, v in history.terms.items()},
-                 n_labels=np.where(np.isnan(mean_labels), -1, np.round(mean_labels)).astype(np.int32))
+                 n_labels=n_labels)
 
 
 def segment_slices(key, volume, config: Config = Config(), *, spacing=None, axis: int = 0,

@@ -11,7 +11,8 @@ from sgscn_jax.data import synthetic
 from sgscn_jax.data.datasets import Case, Record
 
 # The mask-free object step's prior for this data set (`evaluation.objects.ObjectConfig`
-# fields; a property of the data set, never of a case): synthetic lesions are darker than their skin.
+# fields; a property of the data set, never of a case): synthetic lesions are darker than
+# their skin.
 OBJECT_PRIOR = {"profile": "lesion", "polarity": "dark"}
 
 SCHEME = "synthetic:"

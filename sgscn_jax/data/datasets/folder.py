@@ -21,7 +21,8 @@ from pathlib import Path
 from sgscn_jax.data.datasets import Case, Record, finish, load_record, require_dir
 
 # The mask-free object step's prior for this data set (`evaluation.objects.ObjectConfig`
-# fields; a property of the data set, never of a case): one central object, its side chosen by border contact.
+# fields; a property of the data set, never of a case): one central object, its side chosen
+# by border contact.
 OBJECT_PRIOR = {"profile": "lesion", "polarity": "auto"}
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".gif", ".tif", ".tiff")

@@ -20,7 +20,8 @@ from sgscn_jax.data import volume_io
 from sgscn_jax.data.datasets import Case, Record, finish, require_dir
 
 # The mask-free object step's prior for this data set (`evaluation.objects.ObjectConfig`
-# fields; a property of the data set, never of a case): one central object; volumes at their own size.
+# fields; a property of the data set, never of a case): one central object; volumes at
+# their own size.
 OBJECT_PRIOR = {"profile": "lesion", "polarity": "auto", "analysis_size": None}
 
 
