@@ -55,7 +55,8 @@ flags.DEFINE_bool("ablation", True, "Also run SGSCN with L_ce, L_ce + L_ss, L_ce
 flags.DEFINE_bool("quick", False, "Few images, few iterations, tiny settings (tests, smoke runs).")
 flags.DEFINE_integer("figure_cases", 4, "Cases (rows) in cases.png.")
 flags.DEFINE_enum("paper", "auto", ["auto", "yes", "no"],
-                  "Rows with the paper's PH2 numbers (auto: for --dataset ph2).")
+                  "Rows with the SGSCN paper's numbers (auto: for --dataset ph2, its Table 1, "
+                  "and ultrasound, its Table 2 on another ultrasound data set).")
 flags.DEFINE_string("tables_dir", None,
                     "Also copy the Markdown and CSV tables here (e.g. docs/tables/ph2), each "
                     "stamped at its top with this command and the commit of the code.")
@@ -108,7 +109,8 @@ def main(argv):
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  paper = FLAGS.paper == "yes" or (FLAGS.paper == "auto" and FLAGS.dataset == "ph2")
+  paper = FLAGS.paper == "yes" or (FLAGS.paper == "auto"
+                                   and FLAGS.dataset in tables.PAPER_FIGURES)
   notes = (["QUICK MODE: tiny settings, compiled at XLA optimisation level 0; "
             "the numbers are not results"] if FLAGS.quick else [])
   written = comparison.write_outputs(

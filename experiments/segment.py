@@ -38,7 +38,8 @@ from sgscn_jax import Config, registry
 from sgscn_jax.core import sharding
 from sgscn_jax.core.config import parse_schedule
 from sgscn_jax.reporting import console
-from sgscn_jax.data.datasets import DATASETS, despeckle_prior, list_dataset, object_prior
+from sgscn_jax.data.datasets import (DATASETS, despeckle_prior, list_dataset, object_prior,
+                                    sgscn_prior)
 from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.running import distributed
 from sgscn_jax.running import images as image_runs
@@ -77,7 +78,8 @@ flags.DEFINE_bool("standardise", False,
 flags.DEFINE_integer("limit", None, "Only the first N cases (by id).")
 flags.DEFINE_integer("seed", 0, "Base seed (each case's key also depends on its id).")
 flags.DEFINE_integer("iterations", Config.iterations, "Maximum iterations per image.")
-flags.DEFINE_float("lr", Config.learning_rate, "SGD learning rate.")
+flags.DEFINE_float("lr", Config.learning_rate, "SGD learning rate (default: 0.1, or the "
+                  "paper's per data set: ultrasound 0.05).")
 flags.DEFINE_float("momentum", Config.momentum, "SGD momentum.")
 flags.DEFINE_integer("min_labels", Config.min_labels, "Early stop at this many labels.")
 flags.DEFINE_bool("early_stop", Config.early_stop, "Stop each image by --stop_rule (else run "
@@ -184,8 +186,12 @@ def parse_size(text: str, dataset: str, method: str = "sgscn"):
 
 
 def config_from_flags() -> Config:
+  """SGSCN's `Config` from the flags; where a flag is not given, the data set's published
+  setting (`datasets.sgscn_prior`, e.g. ultrasound's learning rate) before the default."""
+  lr = FLAGS.lr if FLAGS["lr"].present else sgscn_prior(FLAGS.dataset).get("learning_rate",
+                                                                           FLAGS.lr)
   return s3net_loss_flags(Config(
-      n_channels=FLAGS.n_channels, n_conv=FLAGS.n_conv, learning_rate=FLAGS.lr,
+      n_channels=FLAGS.n_channels, n_conv=FLAGS.n_conv, learning_rate=lr,
       momentum=FLAGS.momentum, iterations=FLAGS.iterations, min_labels=FLAGS.min_labels,
       early_stop=FLAGS.early_stop, padding=FLAGS.padding, stop_rule=FLAGS.stop_rule,
       stable_fraction=FLAGS.stable_fraction, stable_iterations=FLAGS.stable_iterations,

@@ -69,7 +69,7 @@ def test_markdown_and_csv_layout():
   assert "| HD95 (px) ↓ | 4.0 ± 0.0 | 4.0 ± 0.0 |" in lines
   assert "| Jaccard (%) ↑ | – | – |" in lines
   assert "| XOR/I (%) ↓ | inf | inf |" in lines
-  assert "| DSC, paper (%, all 200 images) | 83.4 | – |" in lines
+  assert "| DSC, paper (%, its whole data set) | 83.4 | – |" in lines
   assert "| HM as published, paper (%, definition unstated) | 32.3 | – |" in lines
   assert "| images | 3 | 3 |" in lines
   for m in tables.METRICS:
@@ -98,6 +98,9 @@ def test_paper_numbers_follow_reference():
   assert tables.paper_ph2("kmeans", 6) == {}
   assert tables.paper_ph2("iic", 3)["dice"] == 81.2
   assert tables.paper_ph2("deepcluster", 5)["xor"] == 31.3
+  assert tables.paper_figures("ultrasound", "kmeans", 6) == {"dice": 39.3}
+  assert tables.paper_figures("ultrasound", "sgscn", None) == {"dice": 63.2}
+  assert tables.paper_figures("lung_ct", "sgscn", None) == {}
 
 
 def _rows(dice_by_case):

@@ -69,15 +69,33 @@ PAPER_PH2: Dict[tuple, Dict[str, float]] = {
     ("iic", None): {"dice": 81.2, "hm_published": 35.3, "xor": 29.8},
     ("sgscn", None): {"dice": 83.4, "hm_published": 32.3, "xor": 28.2},
 }
-PAPER_ROWS = (("dice", "DSC, paper (%, all 200 images)"), ("xor", "XOR, paper (%)"),
+# The SGSCN paper's Table 2: SYSU-US liver tumours in ultrasound (100 images; DSC only). The
+# project's ultrasound data set is another one (breast tumours, BUS_UC): same modality and
+# task, not the same images.
+PAPER_ULTRASOUND: Dict[tuple, Dict[str, float]] = {
+    ("kmeans", 5): {"dice": 37.1},
+    ("kmeans", 6): {"dice": 39.3},
+    ("deepcluster", None): {"dice": 60.9},
+    ("iic", None): {"dice": 58.3},
+    ("sgscn", None): {"dice": 63.2},
+}
+PAPER_ROWS = (("dice", "DSC, paper (%, its whole data set)"), ("xor", "XOR, paper (%)"),
               ("hm_published", "HM as published, paper (%, definition unstated)"))
+PAPER_FIGURES = {"ph2": PAPER_PH2, "ultrasound": PAPER_ULTRASOUND}
+
+
+def paper_figures(dataset: str, method: str, k: Optional[int]) -> Dict[str, float]:
+  """The SGSCN paper's numbers of a method on a data set's modality (PH2: Table 1;
+  ultrasound: Table 2, on SYSU-US), k-means by k, other methods whatever k; or {}."""
+  table = PAPER_FIGURES.get(dataset, {})
+  if method == "kmeans":
+    return dict(table.get(("kmeans", k), {}))
+  return dict(table.get((method, None), {}))
 
 
 def paper_ph2(method: str, k: Optional[int]) -> Dict[str, float]:
   """The paper's PH2 numbers of a method (k-means by k; other methods whatever k), or {}."""
-  if method == "kmeans":
-    return dict(PAPER_PH2.get(("kmeans", k), {}))
-  return dict(PAPER_PH2.get((method, None), {}))
+  return paper_figures("ph2", method, k)
 
 
 class Column(NamedTuple):

@@ -182,9 +182,10 @@ def run_all(plan_: TablePlan, seeds: Sequence[int], cases: Sequence[Case],
 
 
 def _columns(runs: Sequence[Run], done: Mapping[str, List[image_runs.RunResult]],
-             paper: bool) -> List[tables.Column]:
+             paper: Optional[str]) -> List[tables.Column]:
+  """Table columns; `paper`: the data set whose published figures join them (or None)."""
   return [tables.Column(r.slug, r.title, [res.summary for res in done[r.slug]],
-                        tables.paper_ph2(r.method, r.k) if paper else {},
+                        tables.paper_figures(paper, r.method, r.k) if paper else {},
                         [res.rows for res in done[r.slug]]) for r in runs]
 
 
@@ -309,7 +310,7 @@ def write_outputs(plan_: TablePlan, done: Mapping[str, List[image_runs.RunResult
                               ("ablation", plan_.ablation, "Ablation (Figure 3): SGSCN's losses")):
       if not runs:
         continue
-      columns = _columns(runs, done, paper and name == "table1")
+      columns = _columns(runs, done, dataset if paper and name == "table1" else None)
       ordering = [f"Ranking by DSC: {tables.ranking(columns, rule=rule)}"]
       if name == "ablation":
         dsc = [tables.metric_cell(c.summaries, tables.METRICS[0], rule).mean for c in columns]

@@ -129,6 +129,13 @@ def object_prior(name: str) -> dict:
   return dict(getattr(get_dataset(name), "OBJECT_PRIOR", {"profile": "lesion", "polarity": "auto"}))
 
 
+def sgscn_prior(name: str) -> dict:
+  """The data set's published SGSCN settings (`Config` fields) where the paper set them per
+  data set, e.g. ultrasound's learning rate 0.05 (REFERENCE.md section 1); {} elsewhere.
+  A flag given on the command line wins."""
+  return dict(getattr(get_dataset(name), "SGSCN_PRIOR", {}))
+
+
 def despeckle_prior(name: str) -> str:
   """The data set's de-speckling filter for the method's input (`data.speckle`; "none" for
   every data set but ultrasound, whose choice is measured in docs/ULTRASOUND.md)."""
