@@ -52,10 +52,12 @@ from sgscn_jax.core import losses
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", os.path.normpath(os.path.join(_REPO, "..", "shared", "data", "PH2")),
+flags.DEFINE_string("data_dir",
+                    os.path.normpath(os.path.join(_REPO, "..", "shared", "data", "PH2")),
                     "PH2 root: holds 'PH2 Dataset images/IMDxxx/...'.")
 flags.DEFINE_enum("cases", "every_third", ["every_third", "all"],
-                  "every_third: cases 0, 3, ..., 33 of the sorted cases (12 of PH2's 40); all: every case.")
+                  "every_third: cases 0, 3, ..., 33 of the sorted cases (12 of PH2's 40); "
+                  "all: every case.")
 flags.DEFINE_integer("size", 256, "Images are resized to size x size before segmentation.")
 flags.DEFINE_integer("iterations", 50, "Default maximum iterations (a variant's @N overrides).")
 flags.DEFINE_integer("min_labels", 3, "Early stop at this many labels (published: 3).")
@@ -293,7 +295,8 @@ def _load_cache(path: str) -> Dict[Tuple[str, str], dict]:
 
 def run_variant(variant: Variant, cases: Sequence[str], all_cases: Sequence[str],
                 data: Dict[str, Tuple[np.ndarray, np.ndarray]], cache: Dict, context: str,
-                batch: int, seed: int, min_labels: int, cache_path: str = "") -> Tuple[List[dict], List[dict]]:
+                batch: int, seed: int, min_labels: int,
+                cache_path: str = "") -> Tuple[List[dict], List[dict]]:
   """Segments `cases` with `variant` in batches of `batch`.
 
   Returns `(records of all cases, records newly computed)`, one dict per case; new records

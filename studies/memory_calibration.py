@@ -78,7 +78,8 @@ def main(argv):
                                                   mode=row["mode"])
     print(json.dumps(row), flush=True)
     rows.append(row)
-  print("\n| mode | shape | channels | measured peak RSS (MB) | estimate (MB) | XLA temp (MB) | s |")
+  print("\n| mode | shape | channels | measured peak RSS (MB) | estimate (MB) | XLA temp (MB) "
+        "| s |")
   print("|---|---|---|---|---|---|---|")
   for r in rows:
     temp = "" if r["temp_bytes"] is None else f"{r['temp_bytes'] / 1e6:.0f}"
