@@ -1,5 +1,6 @@
 r"""Segment a data set with SGSCN (or S3-Net: --method s3net; or a baseline: --method
-kmeans|deepcluster|iic) and score it.
+kmeans|deepcluster|iic; or a vote of methods' objects: --method vote:kmeans:5,otsu,chan_vese)
+and score it.
 
 With no flags it segments the embedded demo (synthetic lesion images the project
 generates) into runs/demo:
@@ -35,6 +36,7 @@ from absl import flags
 import jax
 
 from sgscn_jax import Config, registry
+from sgscn_jax.baselines import method_vote
 from sgscn_jax.core import sharding
 from sgscn_jax.core.config import parse_schedule
 from sgscn_jax.reporting import console
@@ -47,9 +49,12 @@ from sgscn_jax.running import volumes
 from sgscn_jax.volume import memory
 
 FLAGS = flags.FLAGS
-METHOD_NAMES = registry.method_names()
-flags.DEFINE_enum("method", "sgscn", list(METHOD_NAMES),
-                  "Segmentation method: SGSCN or one of the paper's baselines.")
+METHOD_NAMES = tuple(n for n in registry.method_names() if n != method_vote.NAME)
+flags.DEFINE_string("method", "sgscn",
+                    f"Segmentation method: one of {', '.join(METHOD_NAMES)} (SGSCN, S3-Net or "
+                    "a baseline), or vote:A,B,C: a per-pixel majority of the members' objects "
+                    "(each a method, kmeans:K for k; ties: the first member's object; needs "
+                    "the object step), e.g. vote:kmeans:5,otsu_blue,chan_vese.")
 flags.DEFINE_enum("batching", "auto", ["auto", "vmap", "sequential"],
                   "SGSCN batches: vmap, one after the other, or auto (sequential on CPU, where "
                   "it measured faster; vmap in memory-sized chunks on accelerators).")
@@ -171,11 +176,12 @@ flags.DEFINE_integer("heartbeat_timeout", 100,
 
 def parse_size(text: str, dataset: str, method: str = "sgscn"):
   """--size: 'auto' is native for the demo, else the method's `working_size` (s3net
-  256x256) or 256 on the long side."""
+  256x256) or 256 on the long side (a vote's members share one size: 256)."""
   if text == "auto":
     if dataset == "demo":
       return None
-    size = registry.get_method(method).working_size
+    registered = registry.METHODS.get(method)   # None for a vote's name (its slug)
+    size = None if registered is None else registered.working_size
     return 256 if size is None else size
   if text == "native":
     return None
@@ -237,17 +243,39 @@ def preset_from_flags(base: Config) -> Config:
   return s3net_loss_flags(dataclasses.replace(config, loss_weights=tuple(weights.items())))
 
 
+def _config_of(method) -> object:
+  """A registered method's config for this run: SGSCN's from the SGSCN flags, a preset of
+  it (s3net) with the flags given, another method's registered default."""
+  if method.name == "sgscn":
+    return config_from_flags()
+  if isinstance(method.default_config, Config):
+    return preset_from_flags(method.default_config)
+  return method.default_config
+
+
 def method_from_flags():
   """`(name, batched method, its config)` for --method (SGSCN's config from the SGSCN flags,
-  another method's its registered default with --k)."""
+  another method's its registered default with --k; a vote's members each theirs, the name
+  its slug, e.g. vote_kmeans_k5+otsu)."""
+  batching = dict(batching=None if FLAGS.batching == "auto" else FLAGS.batching,
+                  chunk_size=FLAGS.chunk_size)
+  if method_vote.is_vote(FLAGS.method):
+    if FLAGS.k is not None:
+      raise ValueError("--k: give each member of a vote its own k, e.g. vote:kmeans:5,otsu")
+    members = method_vote.parse_members(FLAGS.method)
+    configs = {name: _config_of(registry.get_method(name)) for name, _ in members}
+    config = method_vote.vote_config(members, configs)
+    method_vote.check_options(config, objects=objects_from_flags(),
+                              seeds_per_image=FLAGS.seeds_per_image)
+    return (config.slug, functools.partial(registry.get_method(method_vote.NAME).segment_batch,
+                                           **batching), config)
+  if FLAGS.method not in registry.METHODS:
+    raise ValueError(f"--method {FLAGS.method!r}: unknown method; choose from "
+                     f"{', '.join(METHOD_NAMES)} or vote:A,B,C (e.g. vote:kmeans:5,otsu)")
   method = registry.get_method(FLAGS.method)
   if isinstance(method.default_config, Config):  # SGSCN, or a preset of it (s3net)
-    batched = functools.partial(method.segment_batch,
-                                batching=None if FLAGS.batching == "auto" else FLAGS.batching,
-                                chunk_size=FLAGS.chunk_size)
-    config = (config_from_flags() if method.name == "sgscn"
-              else preset_from_flags(method.default_config))
-    return method.name, batched, config
+    batched = functools.partial(method.segment_batch, **batching)
+    return method.name, batched, _config_of(method)
   config = method.default_config
   if FLAGS.k is not None:
     if not method.takes_k:
@@ -365,6 +393,9 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(str(e))
   if FLAGS.dataset == "volume":
+    if isinstance(config, method_vote.VoteConfig):
+      raise app.UsageError("--method vote:...: a vote of methods runs on 2D images, not "
+                           "--dataset volume")
     return run_volumes(name, config)
   try:
     cases, load = list_cases()
@@ -379,8 +410,8 @@ def main(argv):
     print(f"batch size {FLAGS.batch_size} -> {batch_size} (a multiple of {mesh.size} devices)",
           file=sys.stderr)
   options = image_runs.RunOptions(
-      out_dir=FLAGS.out_dir or (f"runs/{FLAGS.dataset}" if FLAGS.method == "sgscn"
-                                else f"runs/{FLAGS.dataset}_{FLAGS.method}"),
+      out_dir=FLAGS.out_dir or (f"runs/{FLAGS.dataset}" if name == "sgscn"
+                                else f"runs/{FLAGS.dataset}_{name}"),
       size=parse_size(FLAGS.size, FLAGS.dataset, name), bucket_multiple=FLAGS.bucket,
       batch_size=batch_size, seed=FLAGS.seed, overlay_rule=FLAGS.selection,
       montage_cases=FLAGS.montage, method_name=name, standardise=FLAGS.standardise,

@@ -47,6 +47,10 @@ class Method:
     description: one line for listings and docs.
     working_size: the working size `experiments.segment --size auto` gives this method
       (an int for the long side or `(h, w)`); None: the runner's default.
+    make_entry_points: for a method that runs other registered methods (the vote of
+      methods, `baselines.method_vote`): `make_entry_points(compiler_options or None)`
+      gives its `segment_one` / `segment_batch`; None: `EntryPoints` or `HostEntryPoints`
+      of `core`.
   """
   name: str
   title: str
@@ -57,6 +61,7 @@ class Method:
   host: bool = False
   description: str = ""
   working_size: Any = None
+  make_entry_points: Optional[Callable[[Optional[Dict[str, Any]]], Any]] = None
 
   @property
   def config_type(self) -> type:
@@ -81,6 +86,8 @@ class Method:
 
 @functools.lru_cache(maxsize=None)
 def _entry_points(method: Method, options: tuple):
+  if method.make_entry_points is not None:
+    return method.make_entry_points(dict(options) or None)
   if method.host:
     return HostEntryPoints(method.core, method.config_type)
   if not options and getattr(method, "_entry", None) is not None:

@@ -32,6 +32,7 @@ from sgscn_jax.running import folder, results
 from sgscn_jax.reporting import tables
 from sgscn_jax.data import files
 from sgscn_jax import registry
+from sgscn_jax.baselines import method_vote
 from sgscn_jax.evaluation import protocols
 from sgscn_jax.core.config import Config
 from sgscn_jax.data.datasets import Case, Record
@@ -53,7 +54,7 @@ class Run(NamedTuple):
   slug: str        # folder and CSV name, e.g. "kmeans_k3"
   title: str       # column name, e.g. "k-means k=3"
   method: str      # a name in `registry.METHODS`
-  k: Optional[int]  # clusters asked of a baseline; None for SGSCN
+  k: Optional[int]  # clusters asked of a baseline; None for SGSCN and a vote
   config: Any      # `Config` or the baseline's config
 
 
@@ -92,10 +93,20 @@ def parse_methods(text: str | Sequence[str]) -> List[tuple]:
   """`"sgscn,iic,kmeans:3"` -> `[("sgscn", None), ("iic", None), ("kmeans", 3)]`.
 
   A method whose config has a `k` may carry `:k`; without it its default k is used.
+  A vote of methods (`baselines.method_vote`) is `("vote", ((name, k), ...))`: written
+  `vote:kmeans:5,otsu_blue` it takes every item after it as a member (so it comes last);
+  written with `+` between its members (`vote:kmeans:5+otsu_blue,sgscn`) it ends at the
+  next comma.
   """
   items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
   parsed = []
-  for item in items:
+  for index, item in enumerate(items):
+    if method_vote.is_vote(item):
+      rest = [] if "+" in item else items[index + 1:]
+      parsed.append((method_vote.NAME, method_vote.parse_members(",".join([item] + rest))))
+      if rest:
+        break
+      continue
     name, _, k = item.partition(":")
     method = registry.get_method(name)
     if k and not method.takes_k:
@@ -117,6 +128,10 @@ def plan(methods: Sequence[tuple], ablation: bool, configs: Mapping[str, Any]) -
   """The runs of Table 1 (`methods` from `parse_methods`) and of the ablation."""
   table = []
   for name, k in methods:
+    if name == method_vote.NAME:   # k: the members, each with its run's config
+      config = method_vote.vote_config(k, configs)
+      table.append(Run(config.slug, config.title, name, None, config))
+      continue
     method = registry.get_method(name)
     if not method.takes_k:
       table.append(Run(name, method.title, name, None, configs[name]))
@@ -155,6 +170,9 @@ def run_all(plan_: TablePlan, seeds: Sequence[int], cases: Sequence[Case],
   """
   root = Path(options.out_dir)
   runs = plan_.runs
+  for run in runs:  # a vote needs the object step: refused before anything runs
+    method_vote.check_options(run.config, objects=options.objects,
+                              seeds_per_image=options.seeds_per_image)
   for run in runs:  # check every folder before spending hours on the first runs
     for seed in seeds:
       _same_settings(root / run.slug / f"seed{seed}", run.config,

@@ -26,6 +26,7 @@ import imageio.v3 as iio
 import jax
 import numpy as np
 
+from sgscn_jax.baselines import method_vote
 from sgscn_jax.core.batching import segment_batch
 from sgscn_jax.core.config import Config
 from sgscn_jax.core.loop import STOP_REASONS, check_image
@@ -71,7 +72,9 @@ class RunOptions:
       seed's own map is kept in `seed_labels/<id>_seed<e>.png`. With objects on, the
       case's object is the vote of the E seeds' objects (`consensus.vote_objects`; an even
       E's ties go to the consensus map's object), and `object_share/<id>.png` the share of
-      seeds whose object holds each pixel (255 = all).
+      seeds whose object holds each pixel (255 = all). A vote of methods
+      (`baselines.method_vote`) is voted the same way, from its members' label maps
+      (`member_labels/<id>_<member>.png`; ties: the first member's object).
     gt_clipped: None (the default) or a dilation radius r: every case is also scored under
       the INFLATED diagnostic protocol `gt_clipped` (the paper cluster multiplied by the
       ground truth dilated by a (2r+1)^2 square, S3-Net's published protocol).
@@ -110,19 +113,20 @@ class Pending(NamedTuple):
   load_seconds: float
 
 
-def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> Dict[str, Any]:
+def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions,
+                 config: Any = None) -> Dict[str, Any]:
   """Writes one case's outputs; its JSON (the 'done' marker) last."""
   out = Path(options.out_dir)
   record = item.record
   labels = resize.labels_to_shape(np.asarray(seg_i.labels), record.image.shape[:2])
-  files.write_label_map(out / "labels" / f"{record.case_id}.png", labels)
   members = None
-  if getattr(seg_i, "members", None) is not None:   # E seeds: each seed's own label map
+  if getattr(seg_i, "members", None) is not None:   # E seeds or a vote's members: their maps
     members = [resize.labels_to_shape(np.asarray(m), record.image.shape[:2])
                for m in seg_i.members]
-    for e, m in enumerate(members):
-      files.write_label_map(_seed_labels_path(out, record.case_id, e), m)
-  found, vote = _object_and_overlay(out, labels, record, options, members)
+    for path, m in zip(_member_paths(out, record.case_id, len(members), config), members):
+      files.write_label_map(path, m)
+  found, vote, labels = _object_and_overlay(out, labels, record, options, members, config)
+  files.write_label_map(out / "labels" / f"{record.case_id}.png", labels)
   if seg_i.history is not None:
     runner.write_history(out / "history" / f"{record.case_id}.csv", seg_i.history)
   row: Dict[str, Any] = {
@@ -132,6 +136,10 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions) -> D
       "iterations": int(seg_i.iterations), "n_labels": int(seg_i.n_labels),
       "finite": bool(seg_i.finite), "seconds": round(seconds + item.load_seconds, 3),
   }
+  if isinstance(config, method_vote.VoteConfig):   # the voted object's map; the members'
+    row.update(n_labels=len(np.unique(labels)), members=" ".join(config.slugs),
+               member_n_labels=" ".join(str(int(n)) for n in seg_i.member_n_labels),
+               member_iterations=" ".join(str(int(n)) for n in seg_i.member_iterations))
   if getattr(seg_i, "stop_reason", None) is not None:
     row["stop_reason"] = STOP_REASONS[int(seg_i.stop_reason)]
   if getattr(seg_i, "agreement", None) is not None:  # E seeds fused: where they disagree
@@ -157,6 +165,29 @@ def _seed_labels_path(out: Path, case_id: str, e: int) -> Path:
   return out / "seed_labels" / f"{case_id}_seed{e}.png"
 
 
+def _member_labels_path(out: Path, case_id: str, slug: str) -> Path:
+  return out / "member_labels" / f"{case_id}_{slug}.png"
+
+
+def _member_paths(out: Path, case_id: str, count: int, config: Any) -> List[Path]:
+  """Where the `count` members of a case keep their label maps: a vote's under
+  `member_labels/` by member slug, E seeds' under `seed_labels/` by index."""
+  if isinstance(config, method_vote.VoteConfig):
+    return [_member_labels_path(out, case_id, slug) for slug in config.slugs]
+  return [_seed_labels_path(out, case_id, e) for e in range(count)]
+
+
+def _saved_vote_members(out: Path, case_id: str,
+                        config: method_vote.VoteConfig) -> List[np.ndarray]:
+  """The members' label maps a vote of methods saved for a case, in member order."""
+  paths = [_member_labels_path(out, case_id, slug) for slug in config.slugs]
+  missing = [str(p) for p in paths if not p.exists()]
+  if missing:
+    raise method_vote.VoteError(f"{case_id}: the vote's member label maps are missing "
+                                f"({', '.join(missing)}); rerun with --overwrite")
+  return [np.asarray(iio.imread(p)).astype(np.int64) for p in paths]
+
+
 def _saved_members(out: Path, case_id: str) -> Optional[List[np.ndarray]]:
   """The seeds' own label maps of a consensus case, if they were saved."""
   members = []
@@ -174,38 +205,52 @@ def _vote_fields(vote: Optional[consensus.ObjectVote]) -> Dict[str, Any]:
 
 
 def voted_object(labels: np.ndarray, members: Sequence[np.ndarray], record: Record,
-                 config: ObjectConfig) -> tuple:
-  """(FoundObject, ObjectVote): the vote of the seeds' objects (`consensus.vote_objects`),
-  ties to the object of the consensus map `labels`."""
-  fused = runner.find_object(labels, record, config)
+                 config: ObjectConfig, *, first_breaks_ties: bool = False) -> tuple:
+  """(FoundObject, ObjectVote): the vote of the members' objects (`consensus.vote_objects`),
+  ties to the object of the consensus map `labels` (E seeds) or, with `first_breaks_ties`
+  (a vote of methods, whose `labels` are not used), to the first member's object."""
   each = [runner.find_object(m, record, config) for m in members]
-  vote = consensus.vote_objects(np.stack([f.mask for f in each]), tie=fused.mask)
-  seconds = fused.seconds + sum(f.seconds for f in each)
-  reason = (f"vote of {len(each)} seeds' objects (ties: the consensus map's object, "
-            f"{fused.reason})")
-  return runner.FoundObject(vote.mask, reason, seconds, fused.config_tag), vote
+  if first_breaks_ties:
+    tie, what = each[0], f"methods' objects (ties: the first member's object, {each[0].reason})"
+    seconds = sum(f.seconds for f in each)
+  else:
+    tie = runner.find_object(labels, record, config)
+    what = f"seeds' objects (ties: the consensus map's object, {tie.reason})"
+    seconds = tie.seconds + sum(f.seconds for f in each)
+  vote = consensus.vote_objects(np.stack([f.mask for f in each]), tie=tie.mask)
+  reason = f"vote of {len(each)} {what}"
+  return runner.FoundObject(vote.mask, reason, seconds, tie.config_tag), vote
 
 
 def _object_and_overlay(out: Path, labels: np.ndarray, record: Record, options: RunOptions,
-                        members: Optional[Sequence[np.ndarray]] = None) -> tuple:
+                        members: Optional[Sequence[np.ndarray]] = None,
+                        config: Any = None) -> tuple:
   """The mask-free object (written to objects/<id>.png) when `options.objects` is set (with
-  `members`, the seeds' own label maps, their objects' vote, and object_share/<id>.png), and
-  the overlay (selection rule yellow, ground truth cyan, object magenta). Returns
-  (FoundObject or None, the seeds' `ObjectVote` or None)."""
+  `members`, the seeds' own label maps or a vote's members', their objects' vote, and
+  object_share/<id>.png), and the overlay (selection rule yellow, ground truth cyan, object
+  magenta). For a vote of methods (`config` a `VoteConfig`) the case's label map becomes
+  the 2-label map of the voted object (1 inside), so the paper protocols score the vote.
+  Returns (FoundObject or None, the members' `ObjectVote` or None, the case's labels)."""
   found = vote = None
+  voting = isinstance(config, method_vote.VoteConfig)
+  if voting:
+    method_vote.check_options(config, objects=options.objects)
   if options.objects is not None:
     if members:
-      found, vote = voted_object(labels, members, record, options.objects)
+      found, vote = voted_object(labels, members, record, options.objects,
+                                 first_breaks_ties=voting)
       files.write_png(out / "object_share" / f"{record.case_id}.png",
                       np.round(255 * vote.share).astype(np.uint8))
     else:
       found = runner.find_object(labels, record, options.objects)
     files.write_png(out / "objects" / f"{record.case_id}.png", found.mask.astype(np.uint8) * 255)
+  if voting:
+    labels = found.mask.astype(np.int32)
   pred = runner.overlay_prediction(labels, record, options.overlay_rule)
   files.write_png(out / "overlays" / f"{record.case_id}.png",
                   overlays.overlay(record.image, pred, record.mask,
                                    obj=None if found is None else found.mask))
-  return found, vote
+  return found, vote, labels
 
 
 SIZES = (2048, 1536, 1024, 768, 512, 384, 256, 192, 128, 64)
@@ -272,13 +317,16 @@ def _needs(row: Dict[str, Any], options: RunOptions) -> bool:
 
 
 def complete_protocols(cases: Sequence[Case], load: Callable[[Case], Record],
-                       options: RunOptions) -> int:
+                       options: RunOptions, config: Any = None) -> int:
   """Adds the protocols a finished case lacks (paper+fill; the object, its PNG and overlay
   when `options.objects` is set, also when it was found by another `objects.VERSION` or
   other object settings, `objects.config_tag`) from
   its saved label map; returns how many were updated.
-  A run made before these protocols existed is upgraded in place when it is resumed."""
+  A run made before these protocols existed is upgraded in place when it is resumed.
+  A vote of methods (`config` a `VoteConfig`) votes again from its members' saved label
+  maps and rewrites the case's label map, the voted object's."""
   out, upgraded = Path(options.out_dir), 0
+  voting = isinstance(config, method_vote.VoteConfig)
   for case in cases:
     row = results.read_case(out, case.case_id)
     path = out / "labels" / f"{case.case_id}.png"
@@ -286,8 +334,12 @@ def complete_protocols(cases: Sequence[Case], load: Callable[[Case], Record],
       continue
     record = load(case)
     labels = np.asarray(iio.imread(path)).astype(np.int64)
-    found, vote = _object_and_overlay(out, labels, record, options,
-                                      _saved_members(out, case.case_id))
+    members = (_saved_vote_members(out, case.case_id, config) if voting
+               else _saved_members(out, case.case_id))
+    found, vote, labels = _object_and_overlay(out, labels, record, options, members, config)
+    if voting:
+      files.write_label_map(path, labels)
+      row["n_labels"] = len(np.unique(labels))
     row.update(_vote_fields(vote))
     runner.add_scores(row, labels, record, found, options.gt_clipped)
     results.write_case(out, row)
@@ -345,8 +397,10 @@ class ImageDriver:
     runs; finished cases scored before a protocol existed (no `paper_fill` or, with
     objects on, no `object` columns) are brought up to date from their saved label maps."""
     check_memory(pending, self.config, self.options)
+    method_vote.check_options(self.config, objects=self.options.objects,
+                              seeds_per_image=self.options.seeds_per_image)
     done = [c for c in cases if c.case_id not in {p.case_id for p in pending}]
-    upgraded = complete_protocols(done, self.load, self.options)
+    upgraded = complete_protocols(done, self.load, self.options, self.config)
     return {"upgraded_cases": upgraded} if upgraded else {}
 
   def run(self, pending: Sequence[Case], recorder: runner.Recorder) -> None:
@@ -397,7 +451,7 @@ class ImageDriver:
     for i, it in enumerate(items):
       try:
         one = _index(seg, i) if e == 1 else _fuse(jax.tree.map(lambda a: a[i * e:(i + 1) * e], seg))
-        row = _finish_case(it, one, seconds, self.options)
+        row = _finish_case(it, one, seconds, self.options, self.config)
       except Exception as e:  # noqa: BLE001
         traceback.print_exc()
         self.recorder.fail(it.case, e)
