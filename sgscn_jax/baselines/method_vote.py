@@ -204,9 +204,7 @@ class VoteEntryPoints:
                       finite, None, labels, n_labels, iterations)
 
   def segment_one(self, key, image, config: VoteConfig, **kwargs) -> MethodVote:
-    """The vote's members on one image `[*spatial, C_in]` (a batch of one)."""
-    if key is None:
-      key = jax.random.key(0)
+    """The vote's members on one image `[*spatial, C_in]` (a batch of one) with `key`."""
     batch = self.segment_batch(jax.numpy.stack([key]), np.asarray(image)[None], config,
                                **kwargs)
     return jax.tree.map(lambda a: a[0], batch)
