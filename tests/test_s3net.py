@@ -146,3 +146,71 @@ def test_a_few_iterations_reduce_the_loss_on_a_real_ph2_image(shared_data):
   assert total[-1] < total[0]
   ce = np.asarray(result.history.terms["cross_entropy"])
   assert ce[-1] < ce[0]
+
+
+def _numpy_deformable(x, offsets, kernel):
+  """v1 by hand: y[p] = sum_k kernel[k]^T x(p + k - 1 + offsets[p, k]), bilinear, zeros outside."""
+  h, w, _ = x.shape
+  y = np.zeros((h, w, kernel.shape[-1]))
+  for r in range(h):
+    for c in range(w):
+      for t in range(9):
+        i, j = divmod(t, 3)
+        pr, pc = r + i - 1 + offsets[r, c, t, 0], c + j - 1 + offsets[r, c, t, 1]
+        r0, c0 = int(np.floor(pr)), int(np.floor(pc))
+        value = np.zeros(x.shape[-1])
+        for rr, wr in ((r0, 1 - (pr - r0)), (r0 + 1, pr - r0)):
+          for cc, wc in ((c0, 1 - (pc - c0)), (c0 + 1, pc - c0)):
+            if 0 <= rr < h and 0 <= cc < w:
+              value = value + wr * wc * x[rr, cc]
+        y[r, c] += value @ kernel[i, j]
+  return y
+
+
+@pytest.mark.parametrize("radius", [1, 2])
+def test_bounded_deformable_conv_equals_v1_inside_its_bound(radius):
+  """With |offsets| < R (the clip squash is then the identity) the bounded form's read is
+  v1's: the value (also against NumPy) and all three gradients, also at integer offsets
+  (zero: the initialisation), where both take the bilinear weights' right derivative."""
+  rng = np.random.default_rng(4)
+  x = rng.normal(size=(12, 10, 4)).astype(np.float32)
+  kernel = rng.normal(size=(3, 3, 4, 5)).astype(np.float32)
+  raw = rng.uniform(-radius + 0.02, radius - 0.02, size=(12, 10, 9, 2)).astype(np.float32)
+  raw[1:3, 1:-1] = 0.0   # integer offsets, away from the border (a read at row or column
+                         # -1 lies on v1's clip of positions, whose gradient is halved)
+  raw[3, :, :, 0] = -radius                        # and some on the bound itself
+  offsets = s3net.bound_offsets(jnp.asarray(raw), radius, "clip")
+  np.testing.assert_array_equal(offsets, raw)
+  bounded = lambda x, o, k: s3net.deformable_conv(x, o, k, bound=radius)
+  got = bounded(x, offsets, kernel)
+  np.testing.assert_allclose(got, s3net.deformable_conv(x, offsets, kernel), rtol=1e-5,
+                             atol=1e-5)
+  np.testing.assert_allclose(got, _numpy_deformable(x, raw, kernel), rtol=1e-4, atol=1e-4)
+  loss = lambda fn: lambda x, o, k: jnp.sum(jnp.sin(fn(x, o, k)))
+  want = jax.grad(loss(s3net.deformable_conv), (0, 1, 2))(x, offsets, kernel)
+  got = jax.jit(jax.grad(loss(bounded), (0, 1, 2)))(x, offsets, kernel)
+  for a, b in zip(got, want):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_bounded_offsets_squash_and_the_bounded_network_at_initialisation():
+  raw = jnp.asarray([-50.0, -1.0, 0.0, 0.3, 50.0])
+  squashed = s3net.bound_offsets(raw, 2.0)
+  assert float(jnp.max(jnp.abs(squashed))) <= 2.0
+  np.testing.assert_allclose(jax.grad(lambda r: s3net.bound_offsets(r, 2.0))(0.0), 1.0)
+  np.testing.assert_allclose(s3net.bound_offsets(raw, 2.0, "clip"), [-2, -1, 0, 0.3, 2])
+  with pytest.raises(ValueError, match="squash"):
+    s3net.bound_offsets(raw, 2.0, "sigmoid")
+  # offsets start at zero: the bounded network is v1's network at initialisation
+  image = jnp.asarray(np.random.default_rng(5).random((10, 12, 3)).astype(np.float32))
+  exact, fast = s3net.S3Net(n_channels=6), s3net.S3Net(n_channels=6, offset_bound=1.0)
+  params = exact.init(jax.random.key(0), image)
+  np.testing.assert_allclose(fast.apply(params, image), exact.apply(params, image),
+                             rtol=1e-5, atol=1e-5)
+  assert Config().deform_offset_bound is None
+  assert Config(deform_offset_bound=1).deform_offset_bound == 1.0
+  with pytest.raises(ValueError, match="deform_offset_bound"):
+    Config(deform_offset_bound=0.0)
+  from sgscn_jax.core.config import config_from_text
+  assert config_from_text("deform_offset_bound:2").deform_offset_bound == 2.0
+  assert config_from_text("deform_offset_bound:0").deform_offset_bound is None

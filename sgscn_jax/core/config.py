@@ -9,7 +9,7 @@ departure is said at its field.
 from __future__ import annotations
 
 import dataclasses
-from typing import Tuple
+from typing import Optional, Tuple
 
 # The published total loss is 1 * L_ce + 5 * L_ss + 1 * L_cc. The published L_cc is
 # broken (see `losses.context_consistency_loss`), so ours has its own default weight.
@@ -68,6 +68,10 @@ class Config:
       `network.ResponseNetwork`) or "s3net" (S3-Net's network, `s3net.S3Net`, 2D only:
       a stem conv, `n_conv` Inception large-kernel attention blocks, a deformable conv, a
       main head S and an auxiliary head used by L_AT; see docs/S3NET.md).
+    deform_offset_bound: S3-Net's deformable convolution: None (the exact v1 of Dai et al.,
+      offsets unbounded, bilinear gathers) or R > 0, the bounded-offset form (a departure:
+      offsets R tanh(raw / R), the read a fused sum of fixed shifts, `s3net.
+      bounded_deformable_conv`; docs/S3NET.md). Ignored by the SGSCN network.
   """
 
   n_channels: int = 100
@@ -85,8 +89,14 @@ class Config:
   stable_iterations: int = 3
   schedule: Tuple[Tuple[float, int], ...] = ()
   architecture: str = "sgscn"
+  deform_offset_bound: Optional[float] = None
 
   def __post_init__(self):
+    if self.deform_offset_bound is not None:
+      if not self.deform_offset_bound > 0:
+        raise ValueError("deform_offset_bound must be None (exact v1) or > 0, got "
+                         f"{self.deform_offset_bound!r}")
+      object.__setattr__(self, "deform_offset_bound", float(self.deform_offset_bound))
     if self.architecture not in ARCHITECTURES:
       raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
     if self.stop_rule not in STOP_RULES:
@@ -159,6 +169,8 @@ def config_from_text(text: str, base: Config = Config()) -> Config:
       raise ValueError(f"Config has no field {name!r} settable from text (in {text!r})")
     if name == "schedule":
       fields[name] = parse_schedule(value.replace("+", ","))
+    elif name == "deform_offset_bound":
+      fields[name] = None if value.lower() in ("", "none", "0") else float(value)
     else:
       kind = type(getattr(base, name))
       fields[name] = value.lower() in ("1", "true") if kind is bool else kind(value)

@@ -38,6 +38,8 @@ ValueError. The depthwise convolutions (`depthwise_conv`) are rank-generic.
 from __future__ import annotations
 
 import itertools
+import math
+from typing import Optional
 
 import flax.linen as nn
 import jax
@@ -112,7 +114,8 @@ def _depthwise_bwd(dilation, residuals, g):
 _depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)
 
 
-def deformable_conv(x: jax.Array, offsets: jax.Array, kernel: jax.Array) -> jax.Array:
+def deformable_conv(x: jax.Array, offsets: jax.Array, kernel: jax.Array,
+                    bound: Optional[float] = None) -> jax.Array:
   """Deformable convolution v1 of one 2D image, no bias: `[H, W, C_out]`.
 
   y[p] = sum_k kernel[k]^T x(p + k - (K // 2) + offsets[p, k]), k over the K x K taps in
@@ -131,9 +134,14 @@ def deformable_conv(x: jax.Array, offsets: jax.Array, kernel: jax.Array) -> jax.
     offsets: `[H, W, K * K, 2]` (row, col) offsets in pixels, one pair per tap.
     kernel: `[K, K, C_in, C_out]` (the layout of `conv.conv_same`; zero offsets give
       exactly `conv.conv_same(x, kernel)`).
+    bound: None (the exact v1 read above, any offsets) or R > 0: the bounded-offset form
+      `bounded_deformable_conv` with radius ceil(R), equal to v1 for |offsets| <= ceil(R)
+      (the caller squashes the offsets into [-R, R], `bound_offsets`).
   """
   if x.ndim != 3:
     raise ValueError(f"the deformable convolution is 2D only: got input shape {x.shape}")
+  if bound is not None:
+    return bounded_deformable_conv(x, offsets, kernel, math.ceil(bound))
   h, w, c = x.shape
   k = kernel.shape[0]
   xp = jnp.pad(x, ((1, 2), (1, 2), (0, 0)))
@@ -160,6 +168,152 @@ def deformable_conv(x: jax.Array, offsets: jax.Array, kernel: jax.Array) -> jax.
   y, _ = lax.scan(jax.checkpoint(tap), y0, (base, jnp.moveaxis(offsets, 2, 0),
                             kernel.reshape(k * k, c, kernel.shape[-1])))
   return y
+
+
+def bound_offsets(raw: jax.Array, bound: float, squash: str = "tanh") -> jax.Array:
+  """Offsets squashed into [-R, R], R = `bound`: R tanh(raw / R) ("tanh": slope 1 at 0, so
+  the zero-initialised offsets start as v1's) or clip(raw, -R, R) ("clip": the identity on
+  [-R, R], where the bounded read equals v1's)."""
+  if squash == "tanh":
+    return bound * jnp.tanh(raw / bound)
+  if squash == "clip":
+    return jnp.clip(raw, -bound, bound)
+  raise ValueError(f"squash must be 'tanh' or 'clip', got {squash!r}")
+
+
+def tent(t: jax.Array) -> jax.Array:
+  """The bilinear hat, tent(t) = max(0, 1 - |t|)."""
+  return jnp.maximum(0.0, 1.0 - jnp.abs(t))
+
+
+def tent_slope(t: jax.Array) -> jax.Array:
+  """d tent / dt, taken from the right at the kinks (+1 on [-1, 0), -1 on [0, 1), 0 else): the
+  derivative v1 gets from autodiff of its floor-based bilinear weights."""
+  return jnp.where((t >= -1.0) & (t < 0.0), 1.0, jnp.where((t >= 0.0) & (t < 1.0), -1.0, 0.0))
+
+
+def bounded_deformable_conv(x: jax.Array, offsets: jax.Array, kernel: jax.Array,
+                            radius: int = 1) -> jax.Array:
+  """The deformable convolution with offsets in [-R, R], R = `radius`: `[H, W, C_out]`.
+
+  For |d| <= R the bilinear read is a fixed sum of integer shifts,
+
+      x(p + k + d) = sum_{s in {-R..R}^2} tent(d_row - s_row) tent(d_col - s_col) x(p + k + s),
+
+  so with a_{k,s}[p] = tent(dp_k,row[p] - s_row) tent(dp_k,col[p] - s_col) (per pixel, tap,
+  shift; at most 4 of the (2R + 1)^2 are non-zero) the tap's sample is
+  sample_k[p] = sum_s a_{k,s}[p] x_pad[p + k + s] (zero padding: zero outside the image,
+  as v1) and y = [sample_0 .. sample_{K^2-1}] @ kernel.reshape(K^2 C_in, C_out).
+  No gather and no scatter: every sample is one fused loop over shifted views of x, the
+  kernel one `[P, K^2 C_in] @ [K^2 C_in, C_out]` matmul. Equal to `deformable_conv(x,
+  offsets, kernel)` (v1) when |offsets| <= R (tested); beyond R the read is cut off.
+
+  Backward pass (written out, `jax.custom_vjp`; the samples are recomputed, not kept):
+      D = g @ kernel^T                     `[P, K^2 C_in]`, D_k = dL/dsample_k
+      dkernel = [sample_k]^T g             one `[K^2 C_in, P] @ [P, C_out]` matmul
+      dx[q] = sum_{k,s} a_{k,s}[q - k - s] D_k[q - k - s]      (the transposed shift sum)
+      d dp_k,row[p] = sum_s tent'(dp_row - s_row) tent(dp_col - s_col) <x_pad[p + k + s], D_k[p]>
+      d dp_k,col[p] = sum_s tent(dp_row - s_row) tent'(dp_col - s_col) <x_pad[p + k + s], D_k[p]>
+  with tent' = `tent_slope`.
+
+  Args:
+    x: `[H, W, C_in]`; offsets: `[H, W, K * K, 2]`; kernel: `[K, K, C_in, C_out]`
+    (as `deformable_conv`); radius: R, a positive int.
+  """
+  if x.ndim != 3:
+    raise ValueError(f"the deformable convolution is 2D only: got input shape {x.shape}")
+  if radius < 1:
+    raise ValueError(f"radius must be a positive integer, got {radius}")
+  return _bounded(x, offsets, kernel, int(radius))
+
+
+def _shift_taps(k: int, radius: int):
+  """`(tap, (row, col) displacement k - K // 2 + s, (row shift index, col shift index))`."""
+  out = []
+  for t, (i, j) in enumerate(itertools.product(range(k), repeat=2)):
+    for a, sr in enumerate(range(-radius, radius + 1)):
+      for b, sc in enumerate(range(-radius, radius + 1)):
+        out.append((t, (i - k // 2 + sr, j - k // 2 + sc), (a, b)))
+  return out
+
+
+def _pad2(a: jax.Array, p: int) -> jax.Array:
+  return jnp.pad(a, ((p, p), (p, p)) + ((0, 0),) * (a.ndim - 2))
+
+
+def _window(a_pad: jax.Array, p: int, u, h: int, w: int) -> jax.Array:
+  """`a[q + u]` for q over the `[h, w]` image, from `a` zero-padded by `p`."""
+  return a_pad[p + u[0]:p + u[0] + h, p + u[1]:p + u[1] + w]
+
+
+def _shift_weights(offsets: jax.Array, radius: int, slope: int = -1) -> jax.Array:
+  """a_{k,s}[p] for every tap k and shift s, `[H, W, T (2R + 1)^2]` in `_shift_taps` order:
+  tent(d_row - s_row) tent(d_col - s_col), with tent' on the row (`slope` 0) or the column
+  (`slope` 1) for the offset gradient. Computed once and kept as an array
+  (`lax.optimization_barrier`): fused into every one of the (2R + 1)^2 K^2 reads of x,
+  the weights were recomputed per channel."""
+  shifts = jnp.arange(-radius, radius + 1, dtype=offsets.dtype)
+  t = offsets[..., None] - shifts.reshape((1,) * offsets.ndim + (-1,))
+  rows = tent_slope(t[..., 0, :]) if slope == 0 else tent(t[..., 0, :])   # [H, W, T, 2R+1]
+  cols = tent_slope(t[..., 1, :]) if slope == 1 else tent(t[..., 1, :])
+  h, w = offsets.shape[:2]
+  return lax.optimization_barrier((rows[..., :, None] * cols[..., None, :]).reshape(h, w, -1))
+
+
+def _bounded_samples(x: jax.Array, weights: jax.Array, k: int, radius: int):
+  """The K^2 tap sums sample_k[p] = sum_s weights[p, (k, s)] x_pad[p + k + s], each `[H, W, C]`
+  (one fused loop each; `weights` from `_shift_weights`)."""
+  h, w, _ = x.shape
+  p = k // 2 + radius
+  xp = _pad2(x, p)
+  samples = [0.0] * (k * k)
+  for n, (t, u, _) in enumerate(_shift_taps(k, radius)):
+    samples[t] = samples[t] + weights[:, :, n:n + 1] * _window(xp, p, u, h, w)
+  return samples
+
+
+def _bounded_forward(x, offsets, kernel, radius):
+  h, w, c_in = x.shape
+  k, c_out = kernel.shape[0], kernel.shape[-1]
+  samples = _bounded_samples(x, _shift_weights(offsets, radius), k, radius)
+  stacked = jnp.stack(samples, axis=2).reshape(h, w, k * k * c_in)        # [H, W, T C_in]
+  return stacked @ kernel.reshape(k * k * c_in, c_out)
+
+
+_bounded = jax.custom_vjp(_bounded_forward, nondiff_argnums=(3,))
+
+
+def _bounded_fwd(x, offsets, kernel, radius):
+  return _bounded_forward(x, offsets, kernel, radius), (x, offsets, kernel)
+
+
+def _bounded_bwd(radius, residuals, g):
+  x, offsets, kernel = residuals
+  h, w, c_in = x.shape
+  k, c_out = kernel.shape[0], kernel.shape[-1]
+  n, taps = h * w, k * k
+  weights = _shift_weights(offsets, radius)
+  stacked = jnp.stack(_bounded_samples(x, weights, k, radius), axis=2).reshape(n, -1)
+  flat_kernel = kernel.reshape(taps * c_in, c_out)
+  dkernel = (stacked.T @ g.reshape(n, c_out)).reshape(kernel.shape)
+  d = (g @ flat_kernel.T).reshape(h, w, taps, c_in)                   # D_k = dL/dsample_k
+  # dx: each term a_{k,s} D_k moved by +(k + s), written as reads of the padded arrays
+  p = k // 2 + radius
+  d_pad, w_pad = _pad2(d, p), _pad2(weights, p)
+  dx = jnp.zeros_like(x)
+  for m, (t, u, _) in enumerate(_shift_taps(k, radius)):
+    back = (-u[0], -u[1])
+    weight = _window(w_pad, p, back, h, w)[:, :, m:m + 1]
+    dx = dx + weight * _window(d_pad, p, back, h, w)[:, :, t]
+  # offsets: <d sample_k / d dp_k, D_k>, the derivative sums kept as arrays before the dot
+  parts = [jnp.stack(_bounded_samples(x, _shift_weights(offsets, radius, axis), k, radius), 2)
+           for axis in (0, 1)]
+  derivative = lax.optimization_barrier(jnp.stack(parts, axis=3))      # [H, W, T, 2, C_in]
+  doffsets = jnp.sum(derivative * d[:, :, :, None, :], axis=-1)
+  return dx, doffsets, dkernel
+
+
+_bounded.defvjp(_bounded_fwd, _bounded_bwd)
 
 
 class DepthwiseConv(nn.Module):
@@ -190,9 +344,11 @@ class InceptionLKA(nn.Module):
 
 
 class DeformableConv(nn.Module):
-  """Deformable conv 3x3 with bias; offsets `[H, W, 9, 2]` from a zero-initialised conv 3x3."""
+  """Deformable conv 3x3 with bias; offsets `[H, W, 9, 2]` from a zero-initialised conv 3x3;
+  with `offset_bound` R, the offsets are R tanh(raw / R) and the read is the bounded form."""
   features: int
   kernel_size: int = 3
+  offset_bound: Optional[float] = None
 
   @nn.compact
   def __call__(self, x):
@@ -206,7 +362,9 @@ class DeformableConv(nn.Module):
     bias = self.param("bias", torch_uniform(fan_in), (self.features,))
     offsets = conv.conv_same(x, offset_kernel) + per_channel(offset_bias, x.ndim)
     offsets = offsets.reshape(x.shape[:-1] + (k * k, 2))
-    y = deformable_conv(x, offsets, kernel)
+    if self.offset_bound is not None:
+      offsets = bound_offsets(offsets, self.offset_bound)
+    y = deformable_conv(x, offsets, kernel, self.offset_bound)
     return y + per_channel(bias, y.ndim)
 
 
@@ -217,6 +375,7 @@ class S3Net(nn.Module):
   n_blocks: int = 1
   bn_epsilon: float = 1e-5
   padding: str = "zeros"
+  offset_bound: Optional[float] = None
 
   @nn.compact
   def __call__(self, image, head: str = "main"):
@@ -230,7 +389,7 @@ class S3Net(nn.Module):
     h = ImageBatchNorm(self.bn_epsilon, name="bn_stem")(nn.relu(h))
     for i in range(self.n_blocks):
       h = ImageBatchNorm(self.bn_epsilon, name=f"bn_ilka{i}")(InceptionLKA(name=f"ilka{i}")(h))
-    h = DeformableConv(c, name="deform")(h)
+    h = DeformableConv(c, offset_bound=self.offset_bound, name="deform")(h)
     h = ImageBatchNorm(self.bn_epsilon, name="bn_deform")(nn.relu(h))
     # Both heads always exist (so `init` creates both); XLA drops the unused one under jit.
     main = ImageBatchNorm(self.bn_epsilon, name="bn_main")(SpatialConv(c, 1, name="main")(h))
