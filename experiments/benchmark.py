@@ -27,6 +27,10 @@ a training iteration about 2x the forward for the first layer and 3x for the oth
   python -m experiments.benchmark --method s3net --size 256 --batch_sizes "" --notorch
       # S3-Net's network and losses (the registry's preset, --n_channels); the FLOP model is
       # SGSCN's, so its GFLOP/s fields are left out for s3net
+  python -m experiments.benchmark --method s3net --compare sgscn --size 256 --batch_sizes "" \
+      --torch_python /path/to/python-with-torchvision
+      # S3-Net, SGSCN and S3-Net in PyTorch (torchvision's deform_conv2d) in one run:
+      # ratio_to_compare = S3-Net / SGSCN, ratio_to_torch = JAX / PyTorch (docs/S3NET.md)
 """
 
 from __future__ import annotations
@@ -57,6 +61,13 @@ flags.DEFINE_string("batch_sizes", "1,2,4,8", "Batch sizes for images/s (empty: 
 flags.DEFINE_integer("batch_image_size", 128, "Image side for the batch measurements.")
 flags.DEFINE_integer("batch_iterations", 10, "Iterations per image in the batch measurements.")
 flags.DEFINE_bool("torch", True, "Also time the PyTorch loop when torch is importable.")
+flags.DEFINE_string("torch_python", None, "The Python that runs the PyTorch child (default: "
+                    "this one); s3net's needs torchvision.ops.deform_conv2d importable there.")
+flags.DEFINE_enum("compare", None, ["sgscn", "s3net"], "Also time this method's loop in the "
+                  "same run (its own child, after --method's) and report the ratio.")
+flags.DEFINE_float("deform_bound", None, "s3net: Config.deform_offset_bound (0: the exact v1 "
+                   "deformable conv; default: the preset's). The PyTorch loop squashes its "
+                   "offsets the same way.")
 flags.DEFINE_string("json_out", None, "Also write the JSON here.")
 flags.DEFINE_string("child", None, "Internal: run one measurement ('loop', 'batch:B', 'torch').")
 
@@ -119,7 +130,8 @@ def child_loop() -> dict:
       import dataclasses
       from sgscn_jax import builtin_methods
       cfg = dataclasses.replace(builtin_methods.S3NET_CONFIG, n_channels=FLAGS.n_channels,
-                                iterations=n, early_stop=False)
+                                iterations=n, early_stop=False,
+                                deform_offset_bound=_deform_bound())
     t = time.perf_counter()
     compiled = batching.compile_segment_one(tuple(image.shape), cfg)
     jax.block_until_ready(compiled(key, image, None))
@@ -133,13 +145,19 @@ def child_loop() -> dict:
   jax.block_until_ready(batching.segment_one(jax.random.key(7), image * 0.5, cfg))
   recompiled = batching.SGSCN.one._cache_size() != before
   hw = shape[0] * shape[1]
+  if FLAGS.method == "s3net":  # the bound the network was built with, read back from it
+    from sgscn_jax.core import network
+    out_config = {"deform_offset_bound": cfg.deform_offset_bound,
+                  "network_offset_bound": network._module(cfg).offset_bound}
+  else:
+    out_config = {}
   flops = iteration_flops(hw, FLAGS.channels, FLAGS.n_channels, FLAGS.n_conv)
   out = {"ms_per_iteration": 1e3 * per_iter,
          "gflop_per_iteration": flops / 1e9,
          "gflops_per_s": flops / per_iter / 1e9,
          "compile_seconds": first[FLAGS.n2] - statistics.median(runs[FLAGS.n2]),
          "recompiled": recompiled,
-         "peak_rss_mib": _peak_rss_mib()}
+         "peak_rss_mib": _peak_rss_mib(), **out_config}
   out.update(_rates(hw, shape, FLAGS.n_channels, FLAGS.repeats + 2))
   out["fraction_of_matmul"] = out["gflops_per_s"] / out["matmul_gflops_per_s"]
   if FLAGS.method != "sgscn":  # the FLOP model is SGSCN's network
@@ -175,26 +193,48 @@ def child_batch(b: int) -> dict:
   return out
 
 
+def _deform_bound():
+  """--deform_bound as `Config.deform_offset_bound` (0 -> None, unset -> the preset's)."""
+  if FLAGS.deform_bound is None:
+    from sgscn_jax import builtin_methods
+    return builtin_methods.S3NET_CONFIG.deform_offset_bound
+  return FLAGS.deform_bound or None
+
+
 def child_torch() -> dict:
   import numpy as np
   from experiments import torch_loop
   shape = parse_size(FLAGS.size)
   image = np.random.default_rng(1).uniform(size=shape + (FLAGS.channels,)).astype(np.float32)
-  kw = dict(n_channels=FLAGS.n_channels, n_conv=FLAGS.n_conv)
-  torch_loop.time_iterations(image, FLAGS.n1, **kw)  # warm-up
-  per_iter = [(torch_loop.time_iterations(image, FLAGS.n2, **kw)
-               - torch_loop.time_iterations(image, FLAGS.n1, **kw)) / (FLAGS.n2 - FLAGS.n1)
+  extra = {}
+  if FLAGS.method == "s3net":  # the preset's network, losses and optimiser (passed in)
+    preset = json.loads(FLAGS.child.partition(":")[2])
+    run = torch_loop.time_s3net_iterations
+    kw = dict(n_channels=FLAGS.n_channels, n_blocks=preset["n_conv"],
+              weights=dict(preset["loss_weights"]), lr=preset["learning_rate"],
+              momentum=preset["momentum"], offset_bound=preset["deform_offset_bound"])
+    import torchvision
+    extra = {"torchvision": torchvision.__version__, "offset_bound": kw["offset_bound"]}
+  else:
+    run = torch_loop.time_iterations
+    kw = dict(n_channels=FLAGS.n_channels, n_conv=FLAGS.n_conv)
+  run(image, FLAGS.n1, **kw)  # warm-up
+  per_iter = [(run(image, FLAGS.n2, **kw) - run(image, FLAGS.n1, **kw)) / (FLAGS.n2 - FLAGS.n1)
               for _ in range(FLAGS.repeats)]
   import torch
   return {"ms_per_iteration": 1e3 * statistics.median(per_iter), "torch": torch.__version__,
-          "threads": torch.get_num_threads(), "peak_rss_mib": _peak_rss_mib()}
+          "threads": torch.get_num_threads(), "peak_rss_mib": _peak_rss_mib(), **extra}
 
 
-def _run_child(kind: str, argv: list) -> dict:
+def _run_child(kind: str, argv: list, method: str = None, python: str = None) -> dict:
+  """One measurement in a fresh process with this process's flags (`method` replaces
+  --method; `python` is the interpreter, default this one)."""
   del argv  # absl strips flags from it; the children get the same flags as this process
   args = [a for a in sys.argv[1:] if not a.startswith(("--child", "--json_out"))]
-  proc = subprocess.run([sys.executable, "-m", "experiments.benchmark", f"--child={kind}", *args],
-                        capture_output=True, text=True)
+  if method is not None:
+    args = [a for a in args if not a.startswith("--method")] + [f"--method={method}"]
+  proc = subprocess.run([python or sys.executable, "-m", "experiments.benchmark",
+                         f"--child={kind}", *args], capture_output=True, text=True)
   if proc.returncode != 0:
     return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
   return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -226,6 +266,13 @@ def table(report: dict) -> str:
            f"  compile s / recompiled   {loop.get('compile_seconds', float('nan')):9.2f}"
            f"   / {loop.get('recompiled')}",
            f"  peak RSS MiB             {loop.get('peak_rss_mib', float('nan')):9.0f}"]
+  if "compare" in report:
+    other = {"sgscn": "SGSCN", "s3net": "S3-Net"}[report["compare"]["method"]]
+    other_loop = report["compare"]
+    ms = other_loop.get('ms_per_iteration', float('nan'))
+    lines.append(f"  {other} ms / iteration {ms:11.1f}"
+                 f"   {name} / {other} = {report.get('ratio_to_compare', float('nan')):.3f}"
+                 f"   ({other} peak RSS {other_loop.get('peak_rss_mib', float('nan')):.0f} MiB)")
   if "torch" in report:
     t = report["torch"]
     lines.append(f"  PyTorch ms / iteration   {t.get('ms_per_iteration', float('nan')):9.1f}"
@@ -244,7 +291,7 @@ def table(report: dict) -> str:
 def main(argv):
   if FLAGS.child:
     kind = FLAGS.child
-    result = (child_loop() if kind == "loop" else child_torch() if kind == "torch"
+    result = (child_loop() if kind == "loop" else child_torch() if kind.startswith("torch")
               else child_batch(int(kind.split(":")[1])))
     print(json.dumps(result))
     return 0
@@ -261,9 +308,25 @@ def main(argv):
             "devices": [str(d) for d in jax.devices()], "cpus": os.cpu_count(),
             "load_average": [round(x, 2) for x in os.getloadavg()],
             "batch_image_size": FLAGS.batch_image_size}
+  if FLAGS.method == "s3net":
+    report["deform_offset_bound"] = _deform_bound()
   report["loop"] = _run_child("loop", argv)
-  if FLAGS.torch and _torch_available():
-    report["torch"] = _run_child("torch", argv)
+  if FLAGS.compare:
+    report["compare"] = dict(_run_child("loop", argv, method=FLAGS.compare),
+                             method=FLAGS.compare)
+    if "ms_per_iteration" in report["compare"] and "ms_per_iteration" in report["loop"]:
+      report["ratio_to_compare"] = (report["loop"]["ms_per_iteration"]
+                                    / report["compare"]["ms_per_iteration"])
+  if FLAGS.torch and (FLAGS.torch_python or _torch_available()):
+    kind = "torch"
+    if FLAGS.method == "s3net":  # the preset, so the PyTorch child needs no JAX import
+      from sgscn_jax import builtin_methods
+      preset = builtin_methods.S3NET_CONFIG
+      kind = "torch:" + json.dumps({
+          "n_conv": preset.n_conv, "loss_weights": preset.loss_weights,
+          "learning_rate": preset.learning_rate, "momentum": preset.momentum,
+          "deform_offset_bound": report["deform_offset_bound"]})
+    report["torch"] = _run_child(kind, argv, python=FLAGS.torch_python)
     if "ms_per_iteration" in report["torch"] and "ms_per_iteration" in report["loop"]:
       report["ratio_to_torch"] = (report["loop"]["ms_per_iteration"]
                                   / report["torch"]["ms_per_iteration"])

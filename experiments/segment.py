@@ -112,6 +112,9 @@ flags.DEFINE_float("w_at", None, "Weight of S3-Net's affine transformation consi
 flags.DEFINE_enum("at_variant", None, ["kl", "ce"],
                   "L_AT: symmetric KL of the softmaxes (kl, s3net's default) or cross-entropy "
                   "against the warped pseudo-labels (ce).")
+flags.DEFINE_float("deform_bound", None, "S3-Net's deformable conv: offsets bounded to [-R, R], "
+                   "R = this value (the fast form, a departure: docs/S3NET.md); 0 = the exact "
+                   "v1 (unbounded offsets); default: the method's.")
 flags.DEFINE_integer("gt_clipped", None,
                      "DIAGNOSTIC, INFLATED scores: also score S3-Net's published protocol, the "
                      "paper prediction multiplied by the ground truth dilated by a "
@@ -235,6 +238,8 @@ def preset_from_flags(base: Config) -> Config:
   config = dataclasses.replace(base, **{field: FLAGS[flag].value
                                         for field, flag in _CONFIG_FLAGS.items()
                                         if FLAGS[flag].present})
+  if FLAGS.deform_bound is not None:
+    config = dataclasses.replace(config, deform_offset_bound=FLAGS.deform_bound or None)
   weights = dict(config.loss_weights)
   for name, flag in (("cross_entropy", "w_ce"), ("sparse_spatial", "w_ss"),
                      ("context_consistency", "w_cc")):

@@ -50,3 +50,22 @@ def test_config_from_text_sets_fields():
   import pytest
   with pytest.raises(ValueError, match="no field"):
     config_from_text("colour:red")
+
+
+def test_benchmark_times_s3net_and_sgscn_in_one_run(tmp_path):
+  """--method s3net --compare sgscn: both loops, each in its own child, and their ratio."""
+  out = tmp_path / "bench.json"
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.benchmark", "--method=s3net", "--compare=sgscn",
+       "--deform_bound=1", "--size=12", "--n_channels=4", "--n1=1", "--n2=2", "--repeats=1",
+       "--batch_sizes=", "--notorch", f"--json_out={out}"],
+      cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+      timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  report = json.loads(out.read_text())
+  assert "error" not in report["loop"] and "error" not in report["compare"], report
+  assert report["compare"]["method"] == "sgscn" and report["deform_offset_bound"] == 1.0
+  assert report["loop"]["deform_offset_bound"] == 1.0 and report["loop"]["gflops_per_s"] is None
+  assert isinstance(report["compare"]["gflops_per_s"], float)
+  assert math.isclose(report["ratio_to_compare"], report["loop"]["ms_per_iteration"]
+                      / report["compare"]["ms_per_iteration"], rel_tol=1e-2)
