@@ -148,7 +148,7 @@ def child_loop() -> dict:
   if FLAGS.method == "s3net":  # the bound the network was built with, read back from it
     from sgscn_jax.core import network
     out_config = {"deform_offset_bound": cfg.deform_offset_bound,
-                  "network_offset_bound": network._module(cfg).offset_bound}
+                  "network_offset_bound": network.module(cfg).offset_bound}
   else:
     out_config = {}
   flops = iteration_flops(hw, FLAGS.channels, FLAGS.n_channels, FLAGS.n_conv)

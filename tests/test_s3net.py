@@ -214,3 +214,8 @@ def test_bounded_offsets_squash_and_the_bounded_network_at_initialisation():
   from sgscn_jax.core.config import config_from_text
   assert config_from_text("deform_offset_bound:2").deform_offset_bound == 2.0
   assert config_from_text("deform_offset_bound:0").deform_offset_bound is None
+  # the config's bound reaches the network `network.init` / `apply` build
+  from sgscn_jax.core import network
+  bounded = Config(architecture="s3net", n_channels=6, deform_offset_bound=1.0)
+  assert network.module(bounded).offset_bound == 1.0
+  assert network.module(dataclasses.replace(bounded, deform_offset_bound=None)).offset_bound is None

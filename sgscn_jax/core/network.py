@@ -56,28 +56,31 @@ class ResponseNetwork(nn.Module):
     return ImageBatchNorm(self.bn_epsilon, name="bn_final")(h)
 
 
-def _module(config: Config) -> nn.Module:
+def module(config: Config) -> nn.Module:
+  """The Flax module `config` describes (SGSCN's `ResponseNetwork`, or `s3net.S3Net` with
+  its deformable convolution's offset bound)."""
   if config.architecture == "s3net":
-    return s3net.S3Net(config.n_channels, config.n_conv, config.bn_epsilon, config.padding)
+    return s3net.S3Net(config.n_channels, config.n_conv, config.bn_epsilon, config.padding,
+                       config.deform_offset_bound)
   return ResponseNetwork(config.n_channels, config.n_conv, config.bn_epsilon, config.padding)
 
 
 def init(key: jax.Array, image_shape: tuple, config: Config) -> Params:
   """Fresh parameters for images of shape `image_shape = (*spatial, C_in)`."""
   dummy = jnp.zeros((3,) * (len(image_shape) - 1) + tuple(image_shape[-1:]), jnp.float32)
-  return _module(config).init(key, dummy)["params"]
+  return module(config).init(key, dummy)["params"]
 
 
 def apply(params: Params, image: jax.Array, config: Config) -> jax.Array:
   """The response map S `[*spatial, n_channels]` of `image` `[*spatial, C_in]`."""
-  return _module(config).apply({"params": params}, image)
+  return module(config).apply({"params": params}, image)
 
 
 def apply_consistency_head(params: Params, image: jax.Array, config: Config) -> jax.Array:
   """The head L_AT compares with the warped response (`consistency`): `[*spatial, C]`;
   `apply` itself for SGSCN, the auxiliary head for S3-Net."""
   if config.architecture == "s3net":
-    return _module(config).apply({"params": params}, image, head="aux")
+    return module(config).apply({"params": params}, image, head="aux")
   return apply(params, image, config)
 
 
