@@ -6,6 +6,8 @@ import html.parser
 import shutil
 import subprocess
 
+import imageio.v3 as iio
+import numpy as np
 import pytest
 from conftest import write_lesion_folder
 
@@ -82,3 +84,31 @@ def test_renders_in_headless_chromium(run, tmp_path):
        "--dump-dom", (run / html_report.REPORT).as_uri()],
       capture_output=True, text=True, timeout=120).stdout
   assert "case0" in dom and "<table class=\"sortable\">" in dom
+
+
+def test_a_collapsed_case_is_flagged_warned_and_highlighted(tmp_path, capsys):
+  from sgscn_jax import registry
+  cases = write_lesion_folder(tmp_path / "data", n=2)
+  iio.imwrite(cases[1].image_path, np.full((24, 32), 128, np.uint8))   # constant: one label
+  otsu = registry.get_method("otsu")
+  options = image_runs.RunOptions(out_dir=str(tmp_path / "out"), batch_size=1, objects=None,
+                                  method_name="otsu")
+  result = image_runs.run_dataset(cases, folder.load_case, otsu.default_config, options,
+                                  method=otsu.segment_batch)
+  rows = {r["case_id"]: r for r in result.rows}
+  assert rows["case1"]["collapsed"] is True and rows["case1"]["largest_share"] == 1.0
+  assert rows["case0"]["collapsed"] is False and rows["case0"]["largest_share"] < 0.95
+  err = capsys.readouterr().err
+  assert "warning: case1: collapsed label map" in err and "case0: collapsed" not in err
+  text = (tmp_path / "out" / html_report.REPORT).read_text()
+  assert text.count("<tr class='collapsed'>") == 1
+  assert "1 of 2 cases collapsed" in text
+
+
+def test_collapse_fields_threshold():
+  labels = np.zeros((10, 10), np.int32)
+  labels[0, :6] = 1                                                  # 94 % in label 0
+  assert image_runs.collapse_fields(labels) == {"largest_share": 0.94, "collapsed": False}
+  labels[0, :5] = 0                                                  # 95 %
+  assert image_runs.collapse_fields(labels)["collapsed"] is True
+  assert image_runs.collapse_fields(np.zeros((2, 3, 4), np.int32))["collapsed"] is True  # 3D

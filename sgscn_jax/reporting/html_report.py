@@ -1,7 +1,9 @@
 """`report.html`: one self-contained page per run folder (relative links, no server, no
 network): the summary per protocol, every case in a table sortable by any column with
 thumbnails that open full size, each case's loss and label-count history as a small plot,
-and the run's settings and versions.
+and the run's settings and versions. A case whose label map collapsed (its row's `collapsed`:
+the largest cluster holds at least `images.COLLAPSE_SHARE` of the pixels) is highlighted, and
+counted under the title.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ td.id, th.id { text-align: left; }
 img.thumb { height: 64px; display: block; }
 pre { background: #f7f7f7; padding: 0.6em; font-size: 12px; overflow-x: auto; }
 .note { color: #555; font-size: 13px; }
+tr.collapsed td { background: #fde0dc; }
+.warn { color: #b00; font-weight: bold; }
 """
 
 _SORT = """
@@ -138,14 +142,24 @@ def _case_table(out: Path, rows: Sequence[Mapping[str, Any]], keys: Sequence[str
       value = _number(row.get(f"{k}.dice"))
       cells.append(f"<td data-value='{'' if value is None else value}'>{_pct(value)}</td>")
     history = _history(out / "history" / f"{case}.csv")
-    cells += [f"<td>{row.get('iterations', '')}</td>", f"<td>{row.get('n_labels', '')}</td>",
+    collapsed = _collapsed(row)
+    labels = str(row.get('n_labels', ''))
+    labels = (f"<td data-value='{html.escape(labels)}' title='collapsed: one cluster holds "
+              f"{_pct(row.get('largest_share'))} % of the pixels'>{html.escape(labels)} "
+              "<span class='warn'>collapsed</span></td>") if collapsed else f"<td>{labels}</td>"
+    cells += [f"<td>{row.get('iterations', '')}</td>", labels,
               f"<td>{sparkline(history['total']) if history else ''}</td>",
               f"<td>{sparkline(history['labels'], colour='#d62728') if history else ''}</td>",
               f"<td>{row.get('seconds', '')}</td>",
               f"<td class='id'>{html.escape(str(row.get('intensity', '')))}</td>"]
-    lines.append("<tr>" + "".join(cells) + "</tr>")
+    lines.append(("<tr class='collapsed'>" if collapsed else "<tr>") + "".join(cells) + "</tr>")
   lines.append("</tbody></table>")
   return "\n".join(lines)
+
+
+def _collapsed(row: Mapping[str, Any]) -> bool:
+  """The row's `collapsed` flag (a bool from cases/*.json, or "True" read back from a CSV)."""
+  return str(row.get("collapsed", "")).lower() in ("true", "1")
 
 
 def _colour_labels(out: Path, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -170,6 +184,11 @@ def write_report(out_dir: str | Path, summary: Mapping[str, Any],
   title = f"{summary.get('method', 'run')}: {summary.get('finished', 0)} of " \
           f"{summary.get('cases', 0)} cases"
   failed = summary.get("failed", 0)
+  collapsed = [str(r["case_id"]) for r in rows if _collapsed(r)]
+  warning = (f"<p class='warn'>{len(collapsed)} of {len(rows)} cases collapsed (one cluster "
+             "holds nearly the whole image: the run's `collapsed` rule; highlighted below): "
+             + html.escape(", ".join(collapsed[:10]) + (", ..." if len(collapsed) > 10 else ""))
+             + "</p>") if collapsed else ""
   parts = [
       "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
       f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
@@ -178,7 +197,7 @@ def write_report(out_dir: str | Path, summary: Mapping[str, Any],
       + (" (<a href='failures.csv'>failures.csv</a>)" if failed and (out / 'failures.csv').exists()
          else "") + "; <a href='summary.md'>summary.md</a>, <a href='results.csv'>results.csv</a>"
       + (", <a href='montage.png'>montage.png</a>" if (out / "montage.png").exists() else "")
-      + "</p>",
+      + "</p>", warning,
       "<h2>Summary</h2>", _summary_table(summary),
       "<h2>Cases</h2><p class='note'>Click a column's header to sort by it; a thumbnail opens "
       "full size. Overlays: yellow the selected cluster, cyan the ground truth, magenta the "
