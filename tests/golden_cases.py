@@ -33,26 +33,41 @@ def small_volume():
   return (vol + rng.normal(scale=0.05, size=vol.shape)).astype(np.float32)[..., None]
 
 
+KEY_SEED = 7
+BASELINES = {
+    "kmeans": baselines.KMeansConfig(k=3, restarts=2, iterations=6),
+    "deepcluster": baselines.DeepClusterConfig(rounds=2, steps_per_round=2, feature_channels=8,
+                                               kmeans_restarts=1, kmeans_iterations=5),
+    "iic": baselines.IICConfig(steps=3, feature_channels=8),
+}
+
+
+def _baseline(name):
+  key = jax.random.key(KEY_SEED)
+  seg = registry.get_method(name).segment_batch(key[None], image(2)[None], BASELINES[name])
+  return jax.tree.map(lambda a: a[0], seg)
+
+
+# Every golden run by name, each a function of nothing (so that a test computes only its own).
+RUNS = {
+    "sgscn_2d": lambda: segment_one(jax.random.key(KEY_SEED), image(0), SMALL),
+    "sgscn_2d_early_stop": lambda: segment_one(jax.random.key(KEY_SEED), image(1), EARLY),
+    "sgscn_3d": lambda: volume.segment_volume(jax.random.key(KEY_SEED), small_volume(), SMALL,
+                                              mode="3d", spacing=(2.0, 1.0, 1.0)),
+    "sgscn_slices": lambda: volume.segment_volume(jax.random.key(KEY_SEED), small_volume(),
+                                                  SMALL, mode="slices"),
+    **{name: (lambda name=name: _baseline(name)) for name in BASELINES},
+}
+
+
+def run(name):
+  """The `Segmentation` of the golden run `name` (host arrays)."""
+  return jax.device_get(RUNS[name]())
+
+
 def run_all():
   """`{name: Segmentation}` of every golden run (host arrays)."""
-  key = jax.random.key(7)
-  out = {
-      "sgscn_2d": segment_one(key, image(0), SMALL),
-      "sgscn_2d_early_stop": segment_one(key, image(1), EARLY),
-      "sgscn_3d": volume.segment_volume(key, small_volume(), SMALL, mode="3d",
-                                        spacing=(2.0, 1.0, 1.0)),
-      "sgscn_slices": volume.segment_volume(key, small_volume(), SMALL, mode="slices"),
-  }
-  quick = {
-      "kmeans": baselines.KMeansConfig(k=3, restarts=2, iterations=6),
-      "deepcluster": baselines.DeepClusterConfig(rounds=2, steps_per_round=2, feature_channels=8,
-                                                 kmeans_restarts=1, kmeans_iterations=5),
-      "iic": baselines.IICConfig(steps=3, feature_channels=8),
-  }
-  for name, config in quick.items():
-    seg = registry.get_method(name).segment_batch(key[None], image(2)[None], config)
-    out[name] = jax.tree.map(lambda a: a[0], seg)
-  return jax.device_get(out)
+  return {name: run(name) for name in RUNS}
 
 
 def runner_rows():

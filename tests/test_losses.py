@@ -181,15 +181,28 @@ def test_written_out_loss_gradients_equal_autodiff(shape):
   response = 2.0 * jax.random.normal(jax.random.key(3), shape)
   coordinates = losses.coordinate_grid(shape[:-1], spacing=(1.0,) * (len(shape) - 2) + (2.5,))
   image = jnp.zeros(shape[:-1] + (1,))
-  np.testing.assert_allclose(losses.sparse_spatial_loss(response, image, coordinates),
-                             _plain_sparse_spatial(response), rtol=1e-6)
-  np.testing.assert_allclose(jax.grad(losses.sparse_spatial_loss)(response, image, coordinates),
-                             jax.grad(_plain_sparse_spatial)(response), rtol=1e-5, atol=1e-9)
-  np.testing.assert_allclose(losses.context_consistency_loss(response, image, coordinates),
-                             _plain_context_consistency(response, coordinates), rtol=1e-6)
-  np.testing.assert_allclose(
-      jax.grad(losses.context_consistency_loss)(response, image, coordinates),
-      jax.grad(_plain_context_consistency)(response, coordinates), rtol=1e-4, atol=1e-9)
+
+  # each side as one jitted program (value and gradient), as the loop runs them: eagerly,
+  # every small operation of the backward passes was compiled on its own
+  @jax.jit
+  def written_out(response):
+    ss, d_ss = jax.value_and_grad(losses.sparse_spatial_loss)(response, image, coordinates)
+    cc, d_cc = jax.value_and_grad(losses.context_consistency_loss)(response, image,
+                                                                   coordinates)
+    return ss, d_ss, cc, d_cc
+
+  @jax.jit
+  def plain(response):
+    ss, d_ss = jax.value_and_grad(_plain_sparse_spatial)(response)
+    cc, d_cc = jax.value_and_grad(_plain_context_consistency)(response, coordinates)
+    return ss, d_ss, cc, d_cc
+
+  ss, d_ss, cc, d_cc = written_out(response)
+  want_ss, want_d_ss, want_cc, want_d_cc = plain(response)
+  np.testing.assert_allclose(ss, want_ss, rtol=1e-6)
+  np.testing.assert_allclose(d_ss, want_d_ss, rtol=1e-5, atol=1e-9)
+  np.testing.assert_allclose(cc, want_cc, rtol=1e-6)
+  np.testing.assert_allclose(d_cc, want_d_cc, rtol=1e-4, atol=1e-9)
 
 
 # ---------------------------------------------------------------------------- volumes
