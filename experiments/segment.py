@@ -41,7 +41,7 @@ from sgscn_jax.core import sharding
 from sgscn_jax.core.config import parse_schedule
 from sgscn_jax.reporting import console
 from sgscn_jax.data.datasets import (DATASETS, despeckle_prior, list_dataset, object_prior,
-                                    sgscn_prior)
+                                    sgscn_prior, standardise_prior)
 from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.running import distributed
 from sgscn_jax.running import images as image_runs
@@ -79,7 +79,9 @@ flags.DEFINE_integer("batch_size", 0, "Images per batch (one compiled call); 0: 
                      "moves per image, 4 on accelerators.")
 flags.DEFINE_bool("standardise", False,
                   "2D images: feed each working image standardised (zero mean, unit variance "
-                  "per channel) instead of [0, 1], as volumes always are. Off: the paper.")
+                  "per channel) instead of [0, 1], as volumes always are. Default: the "
+                  "data set's for the method (lung_ct: on for s3net, which collapses on its "
+                  "[0, 1] slices), else off (the paper).")
 flags.DEFINE_integer("limit", None, "Only the first N cases (by id).")
 flags.DEFINE_integer("seed", 0, "Base seed (each case's key also depends on its id).")
 flags.DEFINE_integer("iterations", Config.iterations, "Maximum iterations per image.")
@@ -321,6 +323,14 @@ def objects_from_flags():
     raise app.UsageError(f"object step: {e}") from None
 
 
+def standardise_from_flags(method_name: str) -> bool:
+  """--standardise or --nostandardise where given, else the data set's default for the method
+  (`datasets.standardise_prior`)."""
+  if FLAGS["standardise"].present:
+    return FLAGS.standardise
+  return standardise_prior(FLAGS.dataset, method_name)
+
+
 def despeckle_from_flags() -> str:
   """--despeckle, or the data set's (`datasets.despeckle_prior`)."""
   return FLAGS.despeckle or despeckle_prior(FLAGS.dataset)
@@ -419,7 +429,7 @@ def main(argv):
                                 else f"runs/{FLAGS.dataset}_{name}"),
       size=parse_size(FLAGS.size, FLAGS.dataset, name), bucket_multiple=FLAGS.bucket,
       batch_size=batch_size, seed=FLAGS.seed, overlay_rule=FLAGS.selection,
-      montage_cases=FLAGS.montage, method_name=name, standardise=FLAGS.standardise,
+      montage_cases=FLAGS.montage, method_name=name, standardise=standardise_from_flags(name),
       objects=objects_from_flags(), hair_removal=FLAGS.hair_removal,
       seeds_per_image=FLAGS.seeds_per_image, gt_clipped=FLAGS.gt_clipped,
       overwrite=FLAGS.overwrite, despeckle=despeckle_from_flags())

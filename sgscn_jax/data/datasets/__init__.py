@@ -140,3 +140,11 @@ def despeckle_prior(name: str) -> str:
   """The data set's de-speckling filter for the method's input (`data.speckle`; "none" for
   every data set but ultrasound, whose choice is measured in docs/ULTRASOUND.md)."""
   return getattr(get_dataset(name), "DESPECKLE", "none")
+
+
+def standardise_prior(name: str, method: str) -> bool:
+  """Whether `method` sees data set `name` standardised by default (`RunOptions.standardise`):
+  the data set's `STANDARDISE_METHODS`, e.g. lung_ct's ("s3net",), whose [0, 1] slices make
+  S3-Net collapse (docs/S3NET.md, "collapse on lung CT"); False elsewhere. A --standardise or
+  --nostandardise given on the command line wins."""
+  return method in getattr(get_dataset(name), "STANDARDISE_METHODS", ())

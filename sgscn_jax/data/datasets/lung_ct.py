@@ -19,6 +19,12 @@ from sgscn_jax.data.datasets import Case, Record, finish, load_record, require_d
 # are bright and soft tissue dark; the lungs are the bright parts inside the body.
 OBJECT_PRIOR = {"profile": "lungs", "polarity": "bright"}
 
+# The methods that see these slices standardised (zero mean, unit variance) by default
+# (`datasets.standardise_prior`): with the [0, 1] intensities S3-Net's preset collapses into one
+# cluster holding the body, the lungs and the air (docs/S3NET.md, "collapse on lung CT");
+# SGSCN keeps the paper's [0, 1] input (docs/LUNG_CT.md).
+STANDARDISE_METHODS = ("s3net",)
+
 IMAGES_FOLDER = "2d_images"
 MASKS_FOLDER = "2d_masks"
 
