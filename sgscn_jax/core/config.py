@@ -54,7 +54,7 @@ class Config:
     stable_iterations: see `stop_rule`.
     padding: "zeros" (the published code: every 3x3 convolution zero-pads, which gives the
       label maps a frame one pixel wide of clusters of their own) or "reflect" (mirrored
-      borders; `network.SpatialConv`).
+      borders; `layers.SpatialConv`).
     schedule: a coarse-to-fine schedule, `((scale, n), ...)`: the first stages run `n`
       iterations each on the image resized by `scale` (0 < scale < 1, every axis; the
       network is fully convolutional, so parameters and optimiser state carry over), the
