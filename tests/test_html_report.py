@@ -16,6 +16,7 @@ from sgscn_jax.data.datasets import folder
 from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.reporting import html_report
 from sgscn_jax.running import images as image_runs
+from sgscn_jax.running import runner
 
 
 class _Links(html.parser.HTMLParser):
@@ -108,7 +109,7 @@ def test_a_collapsed_case_is_flagged_warned_and_highlighted(tmp_path, capsys):
 def test_collapse_fields_threshold():
   labels = np.zeros((10, 10), np.int32)
   labels[0, :6] = 1                                                  # 94 % in label 0
-  assert image_runs.collapse_fields(labels) == {"largest_share": 0.94, "collapsed": False}
+  assert runner.collapse_fields(labels) == {"largest_share": 0.94, "collapsed": False}
   labels[0, :5] = 0                                                  # 95 %
-  assert image_runs.collapse_fields(labels)["collapsed"] is True
-  assert image_runs.collapse_fields(np.zeros((2, 3, 4), np.int32))["collapsed"] is True  # 3D
+  assert runner.collapse_fields(labels)["collapsed"] is True
+  assert runner.collapse_fields(np.zeros((2, 3, 4), np.int32))["collapsed"] is True  # 3D

@@ -147,12 +147,20 @@ def plan(methods: Sequence[tuple], ablation: bool, configs: Mapping[str, Any]) -
   return TablePlan(table, variants)
 
 
-def _same_settings(out: Path, config: Any, options: image_runs.RunOptions,
-                   dataset: Optional[str]) -> None:
-  """Raises `folder.RunFolderError` if `out` holds finished cases of other result settings
-  (`folder.check_settings`; with `options.overwrite` the run itself recomputes them)."""
+def _run_options(options: image_runs.RunOptions, root: Path, run: Run,
+                 seed: int) -> image_runs.RunOptions:
+  """The options of one (run, seed): its folder `root/<slug>/seed<s>`, seed and name."""
+  return dataclasses.replace(options, out_dir=str(root / run.slug / f"seed{seed}"), seed=seed,
+                             method_name=run.slug)
+
+
+def _same_settings(config: Any, options: image_runs.RunOptions, dataset: Optional[str]) -> None:
+  """Raises `folder.RunFolderError` if `options.out_dir` holds finished cases of other result
+  settings (`folder.check_settings`; with `options.overwrite` the run itself recomputes
+  them)."""
   if options.overwrite:
     return
+  out = Path(options.out_dir)
   folder.check_settings(out, folder.settings_of(config, options, dataset), type(config),
                         type(options), has_results=any((out / results.CASES_DIR).glob("*.json")))
 
@@ -175,18 +183,15 @@ def run_all(plan_: TablePlan, seeds: Sequence[int], cases: Sequence[Case],
                               seeds_per_image=options.seeds_per_image)
   for run in runs:  # check every folder before spending hours on the first runs
     for seed in seeds:
-      _same_settings(root / run.slug / f"seed{seed}", run.config,
-                     dataclasses.replace(options, out_dir=str(root / run.slug / f"seed{seed}"),
-                                         seed=seed, method_name=run.slug),
+      _same_settings(run.config, _run_options(options, root, run, seed),
                      (run_info or {}).get("dataset"))
   out: Dict[str, List[image_runs.RunResult]] = {}
   log: List[Dict[str, Any]] = []
   for run in runs:
     for seed in seeds:
-      folder = root / run.slug / f"seed{seed}"
-      resumed = sum(results.case_path(folder, c.case_id).exists() for c in cases)
-      opts = dataclasses.replace(options, out_dir=str(folder), seed=seed, method_name=run.slug)
-      print(f"{run.slug} seed {seed}: {len(cases)} cases -> {folder}", file=sys.stderr)
+      opts = _run_options(options, root, run, seed)
+      resumed = sum(results.case_path(opts.out_dir, c.case_id).exists() for c in cases)
+      print(f"{run.slug} seed {seed}: {len(cases)} cases -> {opts.out_dir}", file=sys.stderr)
       t = time.perf_counter()
       result = image_runs.run_dataset(cases, load, run.config, opts, method=functions[run.method],
                                     run_info=dict(run_info or {}, table_run=run.slug))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -107,26 +106,6 @@ class RunOptions:
   RESCORED: ClassVar[tuple] = ("objects", "gt_clipped")   # redone from saved label maps
 
 
-# A label map whose largest cluster holds at least this share of the pixels (one label
-# included) is flagged `collapsed` (docs/S3NET.md, "collapse on lung CT"): no real object of
-# our data sets leaves the rest of the image under 5 % (the largest cluster of every Otsu,
-# k-means and SGSCN map of PH2 and the ultrasound set holds at most 85 %), while S3-Net's
-# collapsed lung slices put 99-100 % in one cluster.
-COLLAPSE_SHARE = 0.95
-
-
-def collapse_fields(labels: np.ndarray, case_id: str = "") -> Dict[str, Any]:
-  """`largest_share` (the largest cluster's share of the pixels of `labels`, any rank) and
-  `collapsed` (it is >= `COLLAPSE_SHARE`); a collapse is also warned on stderr, one line."""
-  counts = np.bincount(np.asarray(labels).ravel().astype(np.int64))
-  share = float(counts.max() / max(counts.sum(), 1))
-  collapsed = share >= COLLAPSE_SHARE
-  if collapsed:
-    print(f"warning: {case_id}: collapsed label map: one cluster holds {100 * share:.1f} % of "
-          f"the pixels ({int((counts > 0).sum())} labels)", file=sys.stderr)
-  return {"largest_share": round(share, 5), "collapsed": bool(collapsed)}
-
-
 class Pending(NamedTuple):
   case: Case
   record: Record
@@ -157,7 +136,7 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions,
       "iterations": int(seg_i.iterations), "n_labels": int(seg_i.n_labels),
       "finite": bool(seg_i.finite), "seconds": round(seconds + item.load_seconds, 3),
   }
-  row.update(collapse_fields(labels, record.case_id))
+  row.update(runner.collapse_fields(labels, record.case_id))
   if isinstance(config, method_vote.VoteConfig):   # the voted object's map; the members'
     row.update(n_labels=len(np.unique(labels)), members=" ".join(config.slugs),
                member_n_labels=" ".join(str(int(n)) for n in seg_i.member_n_labels),

@@ -39,7 +39,7 @@ from sgscn_jax.data import files, resize, volume_io
 from sgscn_jax.data.datasets import Case, Record
 from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.reporting import overlays
-from sgscn_jax.running import images, results, runner
+from sgscn_jax.running import results, runner
 from sgscn_jax.running.runner import RunResult
 from sgscn_jax.volume import memory
 
@@ -150,7 +150,7 @@ def _finish(record: Record, case: Case, seg, plan: memory.Plan, work_shape, seco
       "iterations": int(seg.iterations), "n_labels": int(seg.n_labels),
       "finite": bool(seg.finite), "seconds": round(seconds, 3),
   }
-  row.update(images.collapse_fields(labels, record.case_id))
+  row.update(runner.collapse_fields(labels, record.case_id))
   if getattr(seg, "stop_reason", None) is not None and np.ndim(seg.stop_reason) == 0:
     row["stop_reason"] = STOP_REASONS[int(seg.stop_reason)]
   found = None
