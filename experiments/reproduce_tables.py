@@ -19,7 +19,9 @@ Data-set and working-size flags are `experiments.segment`'s (--dataset, --data_d
 --demo_size), and so are SGSCN's settings (--iterations, --lr, --w_ss, ...: the base of
 the ablation). --method, --k and --seed are segment.py's: use --methods and --seeds here.
 --methods may name s3net (not a default column); every method then runs at the one --size
-(pass --size 256x256 for S3-Net's published working size). --gt_clipped r adds the INFLATED
+(pass --size 256x256 for S3-Net's published working size; --deform_bound R gives S3-Net's
+bounded deformable conv, and a data set's per-method --standardise default applies, e.g.
+lung CT standardises S3-Net's input). --gt_clipped r adds the INFLATED
 diagnostic protocol's tables (*_gt_clipped_INFLATED.*).
 --tables_dir DIR: once every run has finished, also copy the Markdown and CSV tables into DIR
 (e.g. docs/tables/ph2), each headed by `<!-- made by: <this command> at commit <hash> -->`
@@ -32,6 +34,7 @@ This file only turns flags into calls; the work is `sgscn_jax.running.comparison
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 import time
@@ -52,6 +55,9 @@ flags.DEFINE_string("methods", ",".join(comparison.DEFAULT_METHODS),
                     "Table 1's columns: sgscn, deepcluster, iic, kmeans, a baseline with "
                     "an optional :k (e.g. kmeans:3).")
 flags.DEFINE_bool("ablation", True, "Also run SGSCN with L_ce, L_ce + L_ss, L_ce + L_ss + L_cc.")
+flags.DEFINE_enum("ablation_of", "sgscn", ["sgscn", "s3net"],
+                  "Whose losses the ablation takes apart: sgscn (L_ce; + L_ss; + L_cc) or s3net "
+                  "(the poster's table: L_ce; + L_S; + L_AT; all three).")
 flags.DEFINE_bool("quick", False, "Few images, few iterations, tiny settings (tests, smoke runs).")
 flags.DEFINE_integer("figure_cases", 4, "Cases (rows) in cases.png.")
 flags.DEFINE_enum("paper", "auto", ["auto", "yes", "no"],
@@ -87,7 +93,10 @@ def main(argv):
   configs = comparison.quick_configs() if FLAGS.quick else comparison.default_configs()
   if not FLAGS.quick:
     configs[comparison.SGSCN] = segment.config_from_flags()
-  plan = comparison.plan(methods, FLAGS.ablation, configs)
+    if FLAGS.deform_bound is not None:  # S3-Net's own preset, with only its conv's bound
+      configs["s3net"] = dataclasses.replace(configs["s3net"],
+                                             deform_offset_bound=FLAGS.deform_bound or None)
+  plan = comparison.plan(methods, FLAGS.ablation, configs, ablation_of=FLAGS.ablation_of)
   if not plan.runs:
     raise app.UsageError("nothing to run: give --methods or --ablation")
   functions = comparison.method_functions(comparison.FAST_COMPILE if FLAGS.quick else None)
@@ -105,7 +114,8 @@ def main(argv):
   try:
     done, log = comparison.run_all(plan, seeds, cases, load, options, functions,
                                    run_info={"argv": sys.argv, "dataset": FLAGS.dataset,
-                                             "data_dir": FLAGS.data_dir, "quick": FLAGS.quick})
+                                             "data_dir": FLAGS.data_dir, "quick": FLAGS.quick},
+                                   standardise_of=segment.standardise_from_flags)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

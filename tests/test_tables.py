@@ -1,6 +1,7 @@
 """The paper's comparison: table builder, figures, run plan, and the script end to end."""
 
 import csv
+import functools
 import json
 import math
 import os
@@ -17,6 +18,8 @@ from conftest import write_lesion_folder
 from sgscn_jax import Config
 from sgscn_jax.reporting import charts
 from sgscn_jax.running import comparison
+from sgscn_jax.running import images as image_runs
+from sgscn_jax.data import datasets
 from sgscn_jax.reporting import tables
 from sgscn_jax.baselines import KMeansConfig
 
@@ -158,6 +161,26 @@ def test_plan_runs_the_full_sgscn_once_and_the_ablation_weights():
   assert [r.title for r in plan.ablation] == ["L_ce", "L_ce + 5 L_ss", "L_ce + 5 L_ss + L_cc"]
   assert plan.table[3].config == KMeansConfig(k=6)
   assert comparison.plan(methods[1:], False, comparison.default_configs()).ablation == []
+
+
+def test_s3net_ablation_is_the_posters_four_variants_and_their_one_loss_pairs():
+  configs = comparison.default_configs()
+  plan = comparison.plan([("s3net", None), ("sgscn", None)], True, configs, ablation_of="s3net")
+  assert [r.slug for r in plan.ablation] == ["s3net_ce", "s3net_ce_s", "s3net_ce_at", "s3net"]
+  assert [r.title for r in plan.ablation] == ["3.5 L_ce", "3.5 L_ce + 4 L_S",
+                                              "3.5 L_ce + 0.2 L_AT", "3.5 L_ce + 0.2 L_AT + 4 L_S"]
+  assert plan.ablation[3].config == configs["s3net"] == plan.table[0].config
+  assert [r.slug for r in plan.runs] == ["s3net", "sgscn", "s3net_ce", "s3net_ce_s",
+                                         "s3net_ce_at"]
+  columns = [r.slug for r in plan.ablation]
+  pairs = comparison.ablation_pairs(plan.ablation, columns)
+  assert pairs == [("s3net_ce_s", "s3net_ce"), ("s3net_ce_at", "s3net_ce"),
+                   ("s3net", "s3net_ce_s"), ("s3net", "s3net_ce_at")]
+  sgscn = comparison.plan([], True, configs).ablation
+  assert comparison.ablation_pairs(sgscn, [r.slug for r in sgscn]) == [
+      ("sgscn_ce_ss", "sgscn_ce"), ("sgscn", "sgscn_ce_ss")]
+  with pytest.raises(ValueError, match="no loss ablation"):
+    comparison.plan([], True, configs, ablation_of="kmeans")
 
 
 def test_pick_cases_spreads_over_the_ranking():
@@ -333,3 +356,15 @@ def test_script_quick_mode_end_to_end(tmp_path):
   assert proc.returncode == 2 and "holds results made with other settings" in proc.stderr
   proc = _script(*data, "--seed=1")
   assert proc.returncode != 0 and "--seeds" in proc.stderr
+
+
+def test_run_options_take_each_methods_standardise_default(tmp_path):
+  """reproduce_tables on lung CT: S3-Net's runs standardise, the others keep the flag's."""
+  plan = comparison.plan([("s3net", None), ("sgscn", None)], False,
+                         comparison.default_configs())
+  options = image_runs.RunOptions(out_dir=str(tmp_path), standardise=False)
+  prior = functools.partial(datasets.standardise_prior, "lung_ct")
+  got = {run.slug: comparison.run_options(options, tmp_path, run, 2, prior) for run in plan.table}
+  assert got["s3net"].standardise and not got["sgscn"].standardise
+  assert got["s3net"].out_dir == str(tmp_path / "s3net" / "seed2") and got["s3net"].seed == 2
+  assert not comparison.run_options(options, tmp_path, plan.table[0], 0).standardise

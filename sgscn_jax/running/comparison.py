@@ -9,7 +9,10 @@
 The SGSCN ablation (the paper's Figure 3) is three `Config.with_weights` variants of one
 SGSCN configuration: L_ce alone (`sgscn_ce`), L_ce + L_ss (`sgscn_ce_ss`, the published
 loss) and L_ce + L_ss + L_cc (`sgscn`, our default, which is also Table 1's SGSCN
-column: it runs once). A folder that already holds a run of another configuration is
+column: it runs once). S3-Net's ablation (`ablation_of="s3net"`, the poster's table) is four
+variants of S3-Net's preset: L_ce (`s3net_ce`), L_ce + L_S (`s3net_ce_s`), L_ce + L_AT
+(`s3net_ce_at`) and all three (`s3net`). Each variant is compared with every variant that has
+exactly one loss fewer. A folder that already holds a run of another configuration is
 an error (resuming it would mix two protocols).
 """
 
@@ -44,6 +47,15 @@ SGSCN = "sgscn"
 ABLATION = (("sgscn_ce", {"sparse_spatial": 0.0, "context_consistency": 0.0}),
             ("sgscn_ce_ss", {"context_consistency": 0.0}),
             (SGSCN, {}))
+S3NET = "s3net"
+# S3-Net's (the poster's table): L_ce; + L_S; + L_AT; all three.
+S3NET_ABLATION = (("s3net_ce", {"edge_aware_spatial": 0.0, "transform_consistency_kl": 0.0}),
+                  ("s3net_ce_s", {"transform_consistency_kl": 0.0}),
+                  ("s3net_ce_at", {"edge_aware_spatial": 0.0}),
+                  (S3NET, {}))
+ABLATIONS = {SGSCN: ABLATION, S3NET: S3NET_ABLATION}
+ABLATION_TITLES = {SGSCN: "Ablation (Figure 3): SGSCN's losses",
+                   S3NET: "Ablation (the poster's table): S3-Net's losses"}
 LOG_COLUMNS = ("run", "method", "seed", "cases", "finished", "failed", "resumed", "wall_seconds",
                "seconds_per_image")
 # XLA:CPU at backend optimisation level 0: about half the compile time, slower code.
@@ -118,14 +130,18 @@ def parse_methods(text: str | Sequence[str]) -> List[tuple]:
 
 
 def _weights_title(config: Config) -> str:
-  names = {"cross_entropy": "L_ce", "sparse_spatial": "L_ss", "context_consistency": "L_cc"}
+  names = {"cross_entropy": "L_ce", "sparse_spatial": "L_ss", "context_consistency": "L_cc",
+           "edge_aware_spatial": "L_S", "transform_consistency_kl": "L_AT",
+           "transform_consistency_ce": "L_AT (ce)"}
   parts = [f"{w:g} {names.get(n, n)}" if w != 1 else names.get(n, n)
            for n, w in config.active_terms]
   return " + ".join(parts) if parts else "no loss"
 
 
-def plan(methods: Sequence[tuple], ablation: bool, configs: Mapping[str, Any]) -> TablePlan:
-  """The runs of Table 1 (`methods` from `parse_methods`) and of the ablation."""
+def plan(methods: Sequence[tuple], ablation: bool, configs: Mapping[str, Any],
+         ablation_of: str = SGSCN) -> TablePlan:
+  """The runs of Table 1 (`methods` from `parse_methods`) and of the ablation of
+  `ablation_of`'s losses (`ABLATIONS`: sgscn or s3net)."""
   table = []
   for name, k in methods:
     if name == method_vote.NAME:   # k: the members, each with its run's config
@@ -141,17 +157,33 @@ def plan(methods: Sequence[tuple], ablation: bool, configs: Mapping[str, Any]) -
     table.append(Run(f"{name}_k{config.k}", title, name, config.k, config))
   variants = []
   if ablation:
-    for slug, weights in ABLATION:
-      config = configs[SGSCN].with_weights(**weights)
-      variants.append(Run(slug, _weights_title(config), SGSCN, None, config))
+    if ablation_of not in ABLATIONS:
+      raise ValueError(f"no loss ablation for {ablation_of!r}; choose from "
+                       f"{', '.join(ABLATIONS)}")
+    for slug, weights in ABLATIONS[ablation_of]:
+      config = configs[ablation_of].with_weights(**weights)
+      variants.append(Run(slug, _weights_title(config), ablation_of, None, config))
   return TablePlan(table, variants)
 
 
-def _run_options(options: image_runs.RunOptions, root: Path, run: Run,
-                 seed: int) -> image_runs.RunOptions:
-  """The options of one (run, seed): its folder `root/<slug>/seed<s>`, seed and name."""
+def ablation_pairs(runs: Sequence[Run], columns: Sequence[Any]) -> List[tuple]:
+  """(column, column with exactly one loss fewer) for every such pair of ablation runs, in
+  run order: SGSCN's (ce_ss, ce), (full, ce_ss); S3-Net's (ce_s, ce), (ce_at, ce),
+  (full, ce_s), (full, ce_at)."""
+  terms = [frozenset(name for name, _ in run.config.active_terms) for run in runs]
+  return [(columns[j], columns[i]) for j in range(len(runs)) for i in range(j)
+          if terms[i] < terms[j] and len(terms[j] - terms[i]) == 1]
+
+
+def run_options(options: image_runs.RunOptions, root: Path, run: Run, seed: int,
+                 standardise_of: Optional[Callable[[str], bool]] = None
+                 ) -> image_runs.RunOptions:
+  """The options of one (run, seed): its folder `root/<slug>/seed<s>`, seed and name, and
+  `standardise_of(run.method)` where given (a data set's per-method default, e.g. lung CT
+  standardises S3-Net's input: `datasets.standardise_prior`)."""
+  standardise = options.standardise if standardise_of is None else standardise_of(run.method)
   return dataclasses.replace(options, out_dir=str(root / run.slug / f"seed{seed}"), seed=seed,
-                             method_name=run.slug)
+                             method_name=run.slug, standardise=standardise)
 
 
 def _same_settings(config: Any, options: image_runs.RunOptions, dataset: Optional[str]) -> None:
@@ -168,9 +200,13 @@ def _same_settings(config: Any, options: image_runs.RunOptions, dataset: Optiona
 def run_all(plan_: TablePlan, seeds: Sequence[int], cases: Sequence[Case],
             load: Callable[[Case], Record], options: image_runs.RunOptions,
             functions: Mapping[str, image_runs.Method],
-            run_info: Optional[Dict[str, Any]] = None
+            run_info: Optional[Dict[str, Any]] = None,
+            standardise_of: Optional[Callable[[str], bool]] = None
             ) -> tuple[Dict[str, List[image_runs.RunResult]], List[Dict[str, Any]]]:
   """Runs every (run, seed) of `plan_` into `options.out_dir/<slug>/seed<s>`.
+
+  `standardise_of(method name)`, where given, decides each run's `standardise` (else
+  `options.standardise` for all).
 
   Returns:
     `({slug: [RunResult per seed]}, log)`, log one dict per run: slug, seed, cases,
@@ -183,13 +219,13 @@ def run_all(plan_: TablePlan, seeds: Sequence[int], cases: Sequence[Case],
                               seeds_per_image=options.seeds_per_image)
   for run in runs:  # check every folder before spending hours on the first runs
     for seed in seeds:
-      _same_settings(run.config, _run_options(options, root, run, seed),
+      _same_settings(run.config, run_options(options, root, run, seed, standardise_of),
                      (run_info or {}).get("dataset"))
   out: Dict[str, List[image_runs.RunResult]] = {}
   log: List[Dict[str, Any]] = []
   for run in runs:
     for seed in seeds:
-      opts = _run_options(options, root, run, seed)
+      opts = run_options(options, root, run, seed, standardise_of)
       resumed = sum(results.case_path(opts.out_dir, c.case_id).exists() for c in cases)
       print(f"{run.slug} seed {seed}: {len(cases)} cases -> {opts.out_dir}", file=sys.stderr)
       t = time.perf_counter()
@@ -329,18 +365,21 @@ def write_outputs(plan_: TablePlan, done: Mapping[str, List[image_runs.RunResult
                      for results_ in done.values() for res in results_)]
   for rule in present:
     suffix = PROTOCOL_SUFFIX[rule]
+    ablation_title = ABLATION_TITLES.get(plan_.ablation[0].method if plan_.ablation else SGSCN)
     for name, runs, title in (("table1", plan_.table, "Table 1"),
-                              ("ablation", plan_.ablation, "Ablation (Figure 3): SGSCN's losses")):
+                              ("ablation", plan_.ablation, ablation_title)):
       if not runs:
         continue
       columns = _columns(runs, done, dataset if paper and name == "table1" else None)
       ordering = [f"Ranking by DSC: {tables.ranking(columns, rule=rule)}"]
       if name == "ablation":
-        dsc = [tables.metric_cell(c.summaries, tables.METRICS[0], rule).mean for c in columns]
-        steps = "; ".join(f"{b.title}: {y - x:+.1f}" for b, x, y in
-                          zip(columns[1:], dsc[:-1], dsc[1:]))
+        pairs = ablation_pairs(runs, columns)
+        dsc = {id(c): tables.metric_cell(c.summaries, tables.METRICS[0], rule).mean
+               for c in columns}
+        chain = all(columns.index(b) == columns.index(a) - 1 for a, b in pairs)
+        steps = "; ".join(f"{a.title}{'' if chain else ' vs ' + b.title}: "
+                          f"{dsc[id(a)] - dsc[id(b)]:+.1f}" for a, b in pairs)
         ordering.append(f"DSC gained by each added loss: {steps}")
-        pairs = list(zip(columns[1:], columns[:-1]))
       else:  # the first column (SGSCN in the default plan) against each of the others
         pairs = [(columns[0], other) for other in columns[1:]]
       ordering += [t for t in (tables.paired_text(x, y, rule=rule) for x, y in pairs) if t]
@@ -353,7 +392,8 @@ def write_outputs(plan_: TablePlan, done: Mapping[str, List[image_runs.RunResult
       results.write_csv_rows(out / f"{name}{suffix}.csv", rows, header)
       written[f"{name}{suffix}.csv"] = str(out / f"{name}{suffix}.csv")
       if name == "ablation" and rule == "largest_overlap":
-        files.write_png(out / "ablation.png", _chart(columns, f"SGSCN losses, {dataset}"))
+        owner = registry.get_method(plan_.ablation[0].method).title
+        files.write_png(out / "ablation.png", _chart(columns, f"{owner} losses, {dataset}"))
         written["ablation.png"] = str(out / "ablation.png")
   for name, runs in (("protocols", plan_.table), ("protocols_ablation", plan_.ablation)):
     if runs and present:
