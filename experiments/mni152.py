@@ -12,6 +12,10 @@ channels are chosen by `memory.plan_volume` within `--time_limit` estimated seco
 method (`--n_channels` fixes them). Scoring: the cluster with the largest overlap with GM
 is the GM prediction, likewise for WM (the paper's oracle rule), DSC for each.
 
+`--methods jule` runs JULE (`sgscn_jax.jule`, options with `--jule_options`); `--seeds 0,1,2`
+runs every method once per seed (resumable: finished method-seed rows are kept) and adds
+paired differences over the seeds to `table.md`.
+
 Writes `<out_dir>/results.json`, `table.md`, `<method>_labels.nii.gz` (the template's
 geometry) and `<method>_overlay.png` (GM: prediction yellow, truth cyan).
 """
@@ -31,7 +35,7 @@ from absl import flags
 from sgscn_jax.reporting import console
 
 FLAGS = flags.FLAGS
-METHODS = ("sgscn_3d", "sgscn_slices", "kmeans")
+METHODS = ("sgscn_3d", "sgscn_slices", "kmeans", "jule")
 flags.DEFINE_integer("resolution", 2, "Template resolution in mm (nilearn ships 1 and 2).")
 flags.DEFINE_string("out_dir", "runs/mni152", "Output folder.")
 flags.DEFINE_list("methods", list(METHODS), f"Any of {METHODS}.")
@@ -44,6 +48,11 @@ flags.DEFINE_float("time_limit", 360.0, "SGSCN: estimated compute seconds per me
 flags.DEFINE_string("memory_limit", None, "Memory a method may use (default 80% available).")
 flags.DEFINE_integer("k", 4, "k-means clusters (background, CSF, GM, WM).")
 flags.DEFINE_integer("seed", 0, "PRNG seed.")
+flags.DEFINE_list("seeds", None, "Several seeds (overrides --seed): every method once per "
+                  "seed, rows tagged with their seed, and paired differences between methods "
+                  "over the seeds (t interval) in table.md.")
+flags.DEFINE_list("jule_options", [], "JULE: fields of its config, e.g. n_patches=3000,"
+                  "patch_size=5 (k is --k).")
 flags.DEFINE_string("worker", None, "Internal: run one method and print its JSON row.")
 flags.DEFINE_bool("table_only", False, "Print the table of an earlier run's results.json.")
 
@@ -102,6 +111,16 @@ def _worker(method: str) -> dict:
     row.update(n_channels=plan.n_channels, min_labels=FLAGS.min_labels,
                estimated_mb=round(plan.estimated_bytes / 1e6),
                estimated_seconds=round(plan.estimated_seconds))
+  elif method == "jule":
+    from sgscn_jax.jule import method as jule
+    config = jule_config(jule.JuleConfig(k=FLAGS.k), FLAGS.jule_options)
+    plan = jule.plan_memory(work_shape, 1, config, spacing=work_spacing, factor=1,
+                            memory_limit=FLAGS.memory_limit)
+    print(f"plan {method}: {plan.describe()}", file=sys.stderr, flush=True)
+    seg = jule.segment(key, work, config, spacing=work_spacing)
+    row.update(k=FLAGS.k, n_patches=config.n_patches, patch_size=config.patch_size,
+               estimated_mb=round(plan.estimated_bytes / 1e6),
+               estimated_seconds=round(plan.estimated_seconds))
   else:
     config = kmeans.KMeansConfig(k=FLAGS.k)
     seg = kmeans.segment_one(key, work, config)
@@ -130,17 +149,62 @@ def _worker(method: str) -> dict:
   return row
 
 
+def jule_config(config, items):
+  """`config` with `items` (`["name=value", ...]`) replacing fields, typed as their defaults."""
+  import dataclasses
+  changes = {}
+  for item in items:
+    name, _, text = item.partition("=")
+    kind = type(getattr(config, name))
+    changes[name] = text.lower() in ("1", "true") if kind is bool else kind(text)
+  return dataclasses.replace(config, **changes)
+
+
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+         9: 2.262}
+
+
+def paired_lines(rows) -> list:
+  """Per pair of methods run on the same seeds: `a - b` in DSC points per tissue, the mean
+  over seeds with a 95 % t interval over seeds (one volume: the seeds are the replicates)."""
+  import numpy as np
+  by = {}
+  for r in rows:
+    by.setdefault(r["method"], {})[r.get("seed", 0)] = r
+  names = list(by)
+  lines = []
+  for i, a in enumerate(names):
+    for b in names[i + 1:]:
+      seeds = sorted(set(by[a]) & set(by[b]))
+      if len(seeds) < 2:
+        continue
+      parts = []
+      for tissue in ("gm", "wm"):
+        d = np.array([100 * (by[a][s][f"dice_{tissue}"] - by[b][s][f"dice_{tissue}"])
+                      for s in seeds])
+        half = T_975.get(len(d) - 1, 1.96) * d.std(ddof=1) / np.sqrt(len(d))
+        parts.append(f"{tissue.upper()} {d.mean():+.1f} (95 % CI {d.mean() - half:+.1f} to "
+                     f"{d.mean() + half:+.1f}; per seed "
+                     + " / ".join(f"{x:+.1f}" for x in d) + ")")
+      lines.append(f"- {a} - {b}, seeds {','.join(map(str, seeds))}: " + "; ".join(parts))
+  return lines
+
+
 def table_markdown(rows) -> str:
-  """The Markdown table of `results.json` rows."""
-  lines = ["| method | working volume | channels / k | iterations | labels | DSC GM | DSC WM | "
-           "GM, WM one cluster | wall s | CPU s | peak RSS MB |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+  """The Markdown table of `results.json` rows (and paired differences over seeds)."""
+  lines = ["| method | seed | working volume | channels / k | iterations | labels | DSC GM | "
+           "DSC WM | GM, WM one cluster | wall s | CPU s | peak RSS MB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     size = "x".join(map(str, r["work_shape"])) + f" at {r['spacing_mm'][0]:g} mm"
-    lines.append(f"| {r['method']} | {size} | {r.get('n_channels', r.get('k'))} | "
+    lines.append(f"| {r['method']} | {r.get('seed', 0)} | {size} | "
+                 f"{r.get('n_channels', r.get('k'))} | "
                  f"{r['iterations']} | {r['n_labels']} | {100 * r['dice_gm']:.1f} | "
                  f"{100 * r['dice_wm']:.1f} | {'yes' if r['same_cluster'] else 'no'} | "
                  f"{r.get('wall_seconds', '')} | {r['cpu_seconds']} | {r['peak_rss_mb']} |")
+  paired = paired_lines(rows)
+  if paired:
+    lines += ["", "Paired differences (DSC points):", ""] + paired
   return "\n".join(lines) + "\n"
 
 
@@ -161,26 +225,44 @@ def main(argv):
     return 2
   out = Path(FLAGS.out_dir)
   out.mkdir(parents=True, exist_ok=True)
-  passed = [f"--{name}={getattr(FLAGS, name)}" for name in
-            ("resolution", "out_dir", "margin", "factor", "iterations", "min_labels", "time_limit",
-             "k", "seed")]
-  passed += [f"--n_channels={FLAGS.n_channels}"] if FLAGS.n_channels else []
-  passed += [f"--memory_limit={FLAGS.memory_limit}"] if FLAGS.memory_limit else []
+  seeds = [int(x) for x in FLAGS.seeds] if FLAGS.seeds else [FLAGS.seed]
+  done = {}
+  if (out / "results.json").exists() and FLAGS.seeds:  # resume: keep finished (method, seed)
+    done = {(r["method"], r.get("seed", 0)): r
+            for r in json.loads((out / "results.json").read_text())}
   rows = []
-  for method in FLAGS.methods:
-    if method not in METHODS:
-      raise app.UsageError(f"unknown method {method!r}; choose from {METHODS}")
-    t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "experiments.mni152", f"--worker={method}"]
-                          + passed, capture_output=True, text=True)
-    sys.stderr.write("".join(l + "\n" for l in proc.stderr.splitlines() if l.startswith("plan ")))
-    if proc.returncode != 0:
-      print(f"{method} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
-      return 1
-    row = json.loads(proc.stdout.strip().splitlines()[-1])
-    row["wall_seconds"] = round(time.perf_counter() - t, 1)
-    print(json.dumps(row), file=sys.stderr, flush=True)
-    rows.append(row)
+  for seed in seeds:
+    passed = [f"--{name}={getattr(FLAGS, name)}" for name in
+              ("resolution", "out_dir", "margin", "factor", "iterations", "min_labels",
+               "time_limit", "k")]
+    passed += [f"--seed={seed}"]
+    passed += [f"--n_channels={FLAGS.n_channels}"] if FLAGS.n_channels else []
+    passed += [f"--memory_limit={FLAGS.memory_limit}"] if FLAGS.memory_limit else []
+    passed += [f"--jule_options={','.join(FLAGS.jule_options)}"] if FLAGS.jule_options else []
+    if FLAGS.seeds:  # each seed's label volumes and overlays in their own folder
+      passed = [p if not p.startswith("--out_dir=") else f"--out_dir={out / f'seed{seed}'}"
+                for p in passed]
+    for method in FLAGS.methods:
+      if method not in METHODS:
+        raise app.UsageError(f"unknown method {method!r}; choose from {METHODS}")
+      if (method, seed) in done:
+        rows.append(done[(method, seed)])
+        continue
+      t = time.perf_counter()
+      proc = subprocess.run([sys.executable, "-m", "experiments.mni152", f"--worker={method}"]
+                            + passed, capture_output=True, text=True)
+      sys.stderr.write("".join(l + "\n" for l in proc.stderr.splitlines()
+                               if l.startswith(("plan ", "jule: "))))
+      if proc.returncode != 0:
+        print(f"{method} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+        return 1
+      row = json.loads(proc.stdout.strip().splitlines()[-1])
+      row["wall_seconds"] = round(time.perf_counter() - t, 1)
+      row["seed"] = seed
+      print(json.dumps(row), file=sys.stderr, flush=True)
+      rows.append(row)
+      if FLAGS.seeds:
+        (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
   (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
   table = table_markdown(rows)
   (out / "table.md").write_text(table)

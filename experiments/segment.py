@@ -61,6 +61,8 @@ flags.DEFINE_enum("batching", "auto", ["auto", "vmap", "sequential"],
 flags.DEFINE_integer("chunk_size", None, "With vmap: images per vmapped chunk (default: as many "
                      "as fit in the memory available).")
 flags.DEFINE_integer("k", None, "Baselines: number of clusters (default: the method's, 3).")
+flags.DEFINE_list("method_options", [], "A method other than SGSCN: fields of its config, "
+                  "e.g. --method jule --method_options patch_size=5,n_patches=3000.")
 flags.DEFINE_enum("dataset", "demo", list(DATASETS), "Data-set layout.")
 flags.DEFINE_string("data_dir", None, "Data-set folder (not needed for demo).")
 flags.DEFINE_string("images", None, "folder: the images folder (default: data_dir).")
@@ -260,6 +262,21 @@ def _config_of(method) -> object:
   return method.default_config
 
 
+def method_options(config, items):
+  """`config` with the fields named in `items` (`["name=value", ...]`) replaced, each value
+  read as the type of the field's current value; a ValueError names unknown fields."""
+  fields = {f.name for f in dataclasses.fields(config)}
+  changes = {}
+  for item in items:
+    name, sep, text = item.partition("=")
+    if not sep or name not in fields:
+      raise ValueError(f"--method_options {item!r}: expected NAME=VALUE with NAME one of "
+                       f"{', '.join(sorted(fields))}")
+    kind = type(getattr(config, name))
+    changes[name] = (text.lower() in ("1", "true", "yes") if kind is bool else kind(text))
+  return dataclasses.replace(config, **changes)
+
+
 def method_from_flags():
   """`(name, batched method, its config)` for --method (SGSCN's config from the SGSCN flags,
   another method's its registered default with --k; a vote's members each theirs, the name
@@ -288,6 +305,7 @@ def method_from_flags():
     if not method.takes_k:
       raise ValueError(f"--k: {method.name} takes no number of clusters")
     config = dataclasses.replace(config, k=FLAGS.k)
+  config = method_options(config, FLAGS.method_options)
   return method.name, method.segment_batch, config
 
 

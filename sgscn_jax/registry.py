@@ -51,6 +51,11 @@ class Method:
       methods, `baselines.method_vote`): `make_entry_points(compiler_options or None)`
       gives its `segment_one` / `segment_batch`; None: `EntryPoints` or `HostEntryPoints`
       of `core`.
+    plan_memory: `plan_memory(shape, c_in, config, *, spacing, factor, memory_limit,
+      time_limit) -> volume.memory.Plan` for a method with its own memory model (JULE):
+      the volume runner plans each volume with it before any starts, and it raises
+      `MemoryBudgetError` naming settings that fit; None: SGSCN's plan, or a baseline on
+      the voxels (not modelled).
   """
   name: str
   title: str
@@ -62,6 +67,7 @@ class Method:
   description: str = ""
   working_size: Any = None
   make_entry_points: Optional[Callable[[Optional[Dict[str, Any]]], Any]] = None
+  plan_memory: Optional[Callable[..., Any]] = None
 
   @property
   def config_type(self) -> type:

@@ -87,6 +87,10 @@ class VolumeOptions:
 def plan_case(case: Case, config, options: VolumeOptions) -> memory.Plan:
   """The memory plan of one case from its file header (see `memory.plan_volume`)."""
   shape, c_in, spacing = volume_io.peek(case.image_path, case.extra.get("spacing"))
+  method = registry.get_method(options.method_name)
+  if method.plan_memory is not None:  # the method's own memory model (JULE)
+    return method.plan_memory(shape, c_in, config, spacing=spacing, factor=options.factor,
+                              memory_limit=options.memory_limit, time_limit=options.time_limit)
   if options.method_name != "sgscn":  # a baseline: the voxels at the chosen resolution
     factor = options.factor or 1
     factors = memory.factors_for(spacing, factor)
@@ -115,7 +119,10 @@ def run_method(key, work: np.ndarray, config, plan: memory.Plan, spacing,
     seg = volume.segment_volume(key, work, config, mode=plan.mode, spacing=spacing,
                                 axis=options.slice_axis, consistent=options.consistent)
   else:
-    seg = registry.get_method(options.method_name).segment_batch(key[None], work[None], config)
+    method = registry.get_method(options.method_name)
+    # A host method with spacing (JULE) gets the working volume's voxel size.
+    extra = {"spacing": spacing} if method.host and method.spacing and spacing else {}
+    seg = method.segment_batch(key[None], work[None], config, **extra)
     seg = jax.tree.map(lambda a: a[0], seg)
   return jax.device_get(seg)
 
