@@ -107,7 +107,7 @@ def main(argv):
       montage_cases=FLAGS.montage, standardise=FLAGS.standardise,
       objects=segment.objects_from_flags(), hair_removal=FLAGS.hair_removal,
       gt_clipped=FLAGS.gt_clipped, overwrite=FLAGS.overwrite,
-      despeckle=segment.despeckle_from_flags())
+      despeckle=segment.despeckle_from_flags(), fit_dir=FLAGS.fit_dir)
   print(f"{len(plan.runs)} runs x {len(seeds)} seeds over {len(cases)} cases -> {out_dir}",
         file=sys.stderr)
   start = time.perf_counter()

@@ -4,7 +4,8 @@ SGSCN and S3-Net (SGSCN's loop with S3-Net's network and losses, `S3NET_CONFIG`)
 defined here; the baselines define their own `registry.Method` in their modules
 (`kmeans.METHOD`, ..., `classical.METHODS`) without registering it. Importing this module
 registers them all, in the order of `method_names()`: sgscn, s3net, kmeans, deepcluster,
-iic, otsu, otsu_blue, chan_vese, jule (`jule.method`), and last `vote` (a vote of the
+iic, otsu, otsu_blue, chan_vese, cuts (a data-set method, fitted on the run's images first:
+`cuts.method`), jule (`jule.method`), and last `vote` (a vote of the
 others' objects, `baselines.method_vote`: `vote:kmeans:5,otsu_blue,chan_vese`). The
 package's `__init__` imports it, so every user of the registry sees the built-ins; the
 registry itself imports no method (no import circle).
@@ -18,6 +19,7 @@ import dataclasses
 
 from sgscn_jax.baselines import classical, deepcluster, iic, kmeans, method_vote
 from sgscn_jax.core import batching
+from sgscn_jax.cuts import method as cuts_method
 from sgscn_jax.core.config import Config
 from sgscn_jax.core.loop import segment_image
 from sgscn_jax.jule import method as jule
@@ -54,6 +56,7 @@ BUILTIN = (
     (deepcluster.METHOD, deepcluster.ENTRY),
     (iic.METHOD, iic.ENTRY),
     *((method, None) for method in classical.METHODS),
+    (cuts_method.METHOD, None),   # a data-set method: fit, then segment (registry.Method.fit)
     (jule.METHOD, None),          # its own entry points (make_entry_points): a host loop
     (method_vote.METHOD, None),   # its own entry points: each member's (make_entry_points)
 )

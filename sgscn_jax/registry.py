@@ -14,6 +14,11 @@ after which `--method my_method` (experiments.segment), `--methods my_method`
 (docs/ADDING_A_METHOD.md). A method whose config has a field `k` takes `name:k` in
 `--methods` (e.g. `kmeans:3`). `METHODS` is a read-only view; `register_method` is the way in.
 
+A data-set method (CUTS) also names `fit(images, config, key) -> state`: the image runner
+fits it once per run folder on the run's images (or `--fit_dir`), keeps the state in the
+folder (`running.fitting`) and passes it to `segment_batch(..., state=state)`; a resume
+loads the state instead of fitting again. A method without `fit` runs as before.
+
 This module imports no method: the built-in ones (SGSCN, S3-Net, the baselines) are
 registered by `sgscn_jax.builtin_methods`, which imports this module and every method, and
 which the package's `__init__` imports, so that they are registered before any module of
@@ -67,6 +72,7 @@ class Method:
   description: str = ""
   working_size: Any = None
   make_entry_points: Optional[Callable[[Optional[Dict[str, Any]]], Any]] = None
+  fit: Optional[Callable[..., Any]] = None
   plan_memory: Optional[Callable[..., Any]] = None
 
   @property
@@ -129,6 +135,13 @@ def get_method(name: str) -> Method:
     return _METHODS[name]
   except KeyError:
     raise ValueError(f"unknown method {name!r}; choose from {', '.join(method_names())}") from None
+
+
+def fitted_method(config: Any) -> Optional[Method]:
+  """The registered data-set method (one with `fit`) whose config class is `config`'s, or
+  None: how a runner tells that a run must fit first."""
+  return next((m for m in _METHODS.values()
+               if m.fit is not None and isinstance(config, m.config_type)), None)
 
 
 def method_names() -> tuple:

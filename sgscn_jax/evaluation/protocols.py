@@ -46,9 +46,22 @@ PROTOCOL_TEXT = {
 }
 MASK_FREE = ("object", "central")
 
+# Level oracles: for a method that returns a hierarchy of label maps (CUTS's levels), the
+# level the ground truth likes best (`running.levels`); absent for every other method.
+LEVEL_ORACLES = ("oracle_level", "oracle_level_object")
+PROTOCOL_NAMES.update(oracle_level="oracle level (paper)",
+                      oracle_level_object="oracle level (object)")
+PROTOCOL_TEXT.update(
+    oracle_level="oracle level (paper): over the method's hierarchy levels, the level whose "
+                 "largest-overlap cluster scores the best DSC, that cluster (oracle choice of "
+                 "level and cluster; CUTS's 'best one')",
+    oracle_level_object="oracle level (object): over the method's hierarchy levels, the level "
+                        "whose mask-free object scores the best DSC, that object (oracle choice "
+                        "of level only)")
+
 # Diagnostic protocols: computed only on request, reported after the others, never results.
 DIAGNOSTIC = ("gt_clipped",)
-ALL_PROTOCOLS = PROTOCOLS + DIAGNOSTIC
+ALL_PROTOCOLS = PROTOCOLS + LEVEL_ORACLES + DIAGNOSTIC
 PROTOCOL_NAMES["gt_clipped"] = "paper x dilated GT (INFLATED)"
 PROTOCOL_TEXT["gt_clipped"] = (
     "paper x dilated GT (INFLATED, diagnostic only): the paper cluster multiplied by the "

@@ -275,7 +275,8 @@ def protocol_notes(runs: Sequence[Run], done: Mapping[str, List[image_runs.RunRe
 
 # Table file suffix of each protocol (table1.md is the paper's protocol, as before).
 PROTOCOL_SUFFIX = {"largest_overlap": "", "paper_fill": "_paper_fill", "object": "_object",
-                   "central": "_central", "gt_clipped": "_gt_clipped_INFLATED"}
+                   "central": "_central", "gt_clipped": "_gt_clipped_INFLATED",
+                   "oracle_level": "_oracle_level", "oracle_level_object": "_oracle_level_object"}
 
 
 def protocol_reference(runs: Sequence[Run]) -> Optional[str]:

@@ -16,6 +16,7 @@ done, into the same `out_dir`, and process 0 merges once all shares are done.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 import traceback
@@ -26,16 +27,17 @@ import imageio.v3 as iio
 import jax
 import numpy as np
 
+from sgscn_jax import registry
 from sgscn_jax.baselines import method_vote
 from sgscn_jax.core.batching import segment_batch
 from sgscn_jax.core.config import Config
 from sgscn_jax.core.loop import STOP_REASONS, check_image
 from sgscn_jax.data import decode, files, hair, resize, speckle
-from sgscn_jax.data.datasets import Case, Record
+from sgscn_jax.data.datasets import Case, Record, list_dataset
 from sgscn_jax.evaluation import consensus, objects
 from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.reporting import overlays
-from sgscn_jax.running import distributed, results, runner
+from sgscn_jax.running import distributed, fitting, levels, results, runner
 from sgscn_jax.volume import memory
 from sgscn_jax.running.runner import RunResult, case_key
 
@@ -82,6 +84,10 @@ class RunOptions:
       "median", "nlm", "bilateral"); objects, overlays and scores see the image as read.
     overwrite: a folder whose finished cases were made with other result settings is
       recomputed (their records removed first) instead of refused (`running.folder`).
+    fit_dir: a data-set method (`registry.Method.fit`, e.g. CUTS) is fitted on the images of
+      this folder (read as `--dataset folder`, at the run's working size) instead of the
+      run's own images; ignored by the other methods. The state is kept in
+      `fitted/` (`running.fitting`) and reused on resume.
   """
   out_dir: str
   size: Any = None
@@ -98,6 +104,7 @@ class RunOptions:
   gt_clipped: Optional[int] = None
   overwrite: bool = False
   despeckle: str = "none"
+  fit_dir: Optional[str] = None
 
   # How a resume treats each option (`running.folder.check_settings`); the rest, like the
   # method's config, are result settings: a resume with other values is refused.
@@ -137,6 +144,10 @@ def _finish_case(item: Pending, seg_i, seconds: float, options: RunOptions,
       "finite": bool(seg_i.finite), "seconds": round(seconds + item.load_seconds, 3),
   }
   row.update(runner.collapse_fields(labels, record.case_id))
+  hierarchy = levels.case_levels(seg_i, record.image.shape[:2])
+  if hierarchy is not None:   # a method with levels (CUTS): kept, and the level oracles
+    levels.write_levels(out, record.case_id, hierarchy)
+    row.update(levels.oracle_fields(hierarchy, record, options.objects))
   if isinstance(config, method_vote.VoteConfig):   # the voted object's map; the members'
     row.update(n_labels=len(np.unique(labels)), members=" ".join(config.slugs),
                member_n_labels=" ".join(str(int(n)) for n in seg_i.member_n_labels),
@@ -400,29 +411,54 @@ class ImageDriver:
     check_memory(pending, self.config, self.options)
     method_vote.check_options(self.config, objects=self.options.objects,
                               seeds_per_image=self.options.seeds_per_image)
+    self.fitted = registry.fitted_method(self.config)
+    if self.fitted is not None and self.options.seeds_per_image != 1:
+      raise ValueError(f"{self.fitted.name}: a data-set method takes no --seeds_per_image")
+    self.cases = list(cases)
     done = [c for c in cases if c.case_id not in {p.case_id for p in pending}]
     upgraded = complete_protocols(done, self.load, self.options, self.config)
     return {"upgraded_cases": upgraded} if upgraded else {}
 
   def run(self, pending: Sequence[Case], recorder: runner.Recorder) -> None:
     self.recorder = recorder
+    if getattr(self, "fitted", None) is not None and pending:   # a data-set method: fit first
+      state = fitting.load_or_fit(self.fitted, self.config, self.fit_images,
+                                  Path(self.options.out_dir), self.options.seed,
+                                  fit_dir=self.options.fit_dir, overwrite=self.options.overwrite)
+      self.method = functools.partial(self.method, state=state)
     for case in pending:
       self.add(case)
     for shape in list(self.queues):
       self.flush(shape)
 
+  def working_image(self, record: Record, case: Case) -> np.ndarray:
+    """The method's input: the image at its bucket shape, de-speckled and standardised as
+    the options say."""
+    check_image(record.image, name=f"{case.case_id} ({case.image_path})")
+    shape = resize.bucket_shape(resize.working_shape(record.image.shape, self.options.size),
+                                self.options.bucket_multiple)
+    work = resize.resize_image(record.image, shape)
+    if self.options.despeckle != "none":
+      work = speckle.despeckle(work, self.options.despeckle)
+    if self.options.standardise:
+      work = decode.standardise(work)
+    return work
+
+  def fit_images(self) -> tuple:
+    """(ids, working images) a data-set method is fitted on: every case of the run (done
+    or not), or the images of `options.fit_dir`."""
+    cases, load = self.cases, self.load
+    if self.options.fit_dir is not None:
+      cases, load = list_dataset("folder", self.options.fit_dir)
+      load = without_hair(load) if self.options.hair_removal else load
+    works = [np.asarray(self.working_image(load(c), c), np.float32) for c in cases]
+    return [c.case_id for c in cases], works
+
   def add(self, case: Case) -> None:
     t = time.perf_counter()
     try:
       record = self.load(case)
-      check_image(record.image, name=f"{case.case_id} ({case.image_path})")
-      shape = resize.bucket_shape(resize.working_shape(record.image.shape, self.options.size),
-                                  self.options.bucket_multiple)
-      work = resize.resize_image(record.image, shape)
-      if self.options.despeckle != "none":
-        work = speckle.despeckle(work, self.options.despeckle)
-      if self.options.standardise:
-        work = decode.standardise(work)
+      work = self.working_image(record, case)
     except Exception as e:  # noqa: BLE001 - any bad case is recorded, the run goes on
       self.recorder.fail(case, e)
       return

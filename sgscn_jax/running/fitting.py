@@ -1,0 +1,125 @@
+"""The fitted state of a data-set method (`registry.Method.fit`, e.g. CUTS) in a run folder.
+
+    out/fitted/<method>_state.npz    the state: a nested dict of arrays, keys joined by "/"
+    out/fitted/<method>_state.json   what it was fitted with: method, config, seed, the fit
+                                     images (ids and working shapes), --fit_dir, seconds
+
+`load_or_fit` fits once per folder: a resume (the same command again) loads the state and
+fits nothing; a state fitted with other settings (config, seed, images, fit folder) is
+refused with one line (`folder.RunFolderError`), or fitted again with `overwrite`. The
+fit's key is `fold_in(key(seed), FIT_SALT)`, so each seed of a table fits its own state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+
+import jax
+import numpy as np
+
+from sgscn_jax.data import files
+from sgscn_jax.running.folder import RunFolderError
+
+FITTED_DIR = "fitted"
+FIT_SALT = 0xF17   # the fit's key: fold_in(key(seed), FIT_SALT)
+
+
+def state_paths(out: Path, name: str) -> Tuple[Path, Path]:
+  base = Path(out) / FITTED_DIR / f"{name}_state"
+  return base.with_suffix(".npz"), base.with_suffix(".json")
+
+
+def flatten(state: Dict[str, Any], prefix: str = "") -> Dict[str, np.ndarray]:
+  """`{"a": {"b": x}}` -> `{"a/b": x}` (arrays as NumPy)."""
+  out: Dict[str, np.ndarray] = {}
+  for key, value in state.items():
+    name = f"{prefix}/{key}" if prefix else str(key)
+    if isinstance(value, dict):
+      out.update(flatten(value, name))
+    else:
+      out[name] = np.asarray(value)
+  return out
+
+
+def unflatten(flat: Dict[str, np.ndarray]) -> Dict[str, Any]:
+  """The inverse of `flatten`."""
+  out: Dict[str, Any] = {}
+  for name, value in flat.items():
+    node = out
+    *parents, leaf = name.split("/")
+    for p in parents:
+      node = node.setdefault(p, {})
+    node[leaf] = value
+  return out
+
+
+def save_state(path: Path, state: Dict[str, Any]) -> None:
+  buffer = io.BytesIO()
+  np.savez(buffer, **flatten(state))
+  files.atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_state(path: Path) -> Dict[str, Any]:
+  with np.load(path) as data:
+    return unflatten({k: data[k] for k in data.files})
+
+
+def fit_settings(name: str, config: Any, seed: int, ids: Sequence[str],
+                 shapes: Sequence[Sequence[int]], fit_dir: Optional[str]) -> Dict[str, Any]:
+  """The settings a fitted state depends on, JSON form."""
+  return json.loads(files.json_text({
+      "method": name, "config": dataclasses.asdict(config), "seed": seed,
+      "fit_dir": fit_dir, "images": list(ids), "shapes": [list(s[:2]) for s in shapes]}))
+
+
+def load_or_fit(method, config: Any, images: Callable[[], Tuple[Sequence[str], list]],
+                out: Path, seed: int, *, fit_dir: Optional[str] = None,
+                overwrite: bool = False) -> Dict[str, Any]:
+  """The state of `method` (a `registry.Method` with `fit`) for this run folder.
+
+  Args:
+    images: called only when the state must be checked or fitted: `(ids, [H, W, C] arrays)`,
+      the fit images at their working size.
+    out, seed: the run folder and the run's seed.
+    fit_dir: recorded (the images come from it instead of the run's cases).
+    overwrite: fit again when the saved state was fitted with other settings.
+
+  Raises:
+    RunFolderError: a saved state fitted with other settings, without `overwrite`.
+  """
+  npz, meta = state_paths(out, method.name)
+  ids, arrays = images()
+  now = fit_settings(method.name, config, seed, ids, [a.shape for a in arrays], fit_dir)
+  if npz.exists() and meta.exists():
+    saved = json.loads(meta.read_text())
+    old = {k: saved.get(k) for k in now}
+    if old == now:
+      print(f"{method.name}: reusing the fitted state {npz} (fitted in "
+            f"{saved.get('fit_seconds', '?')} s on {len(ids)} images)", file=sys.stderr)
+      return load_state(npz)
+    changed = [k for k in now if old.get(k) != now[k]]
+    if not overwrite:
+      raise RunFolderError(f"{npz} was fitted with other settings ({', '.join(changed)}); use "
+                           "a new --out_dir, or --overwrite to fit again")
+    print(f"--overwrite: fitting {method.name} again ({', '.join(changed)} changed)",
+          file=sys.stderr)
+  print(f"{method.name}: fitting on {len(ids)} images -> {npz}", file=sys.stderr)
+  start = time.perf_counter()
+  state = method.fit(arrays, config, jax.random.fold_in(jax.random.key(seed), FIT_SALT))
+  seconds = time.perf_counter() - start
+  save_state(npz, state)
+  files.write_json(meta, dict(now, fit_seconds=round(seconds, 2),
+                              fitted=time.strftime("%Y-%m-%dT%H:%M:%S")))
+  return state
+
+
+def fit_info(out: Path, name: str) -> Optional[Dict[str, Any]]:
+  """The saved `<name>_state.json` of `out`, or None."""
+  meta = state_paths(out, name)[1]
+  return json.loads(meta.read_text()) if meta.exists() else None
