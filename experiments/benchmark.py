@@ -31,6 +31,9 @@ a training iteration about 2x the forward for the first layer and 3x for the oth
       --torch_python /path/to/python-with-torchvision
       # S3-Net, SGSCN and S3-Net in PyTorch (torchvision's deform_conv2d) in one run:
       # ratio_to_compare = S3-Net / SGSCN, ratio_to_torch = JAX / PyTorch (docs/S3NET.md)
+  python -m experiments.benchmark --method cuts
+      # CUTS: the fit on 40 PH2 images at 256 px, then seconds per image
+      # (experiments/benchmark_cuts.py, docs/CUTS.md)
 """
 
 from __future__ import annotations
@@ -45,10 +48,11 @@ import time
 
 from absl import flags
 
+from experiments import benchmark_cuts   # defines the --cuts_* flags (imports no JAX)
 from sgscn_jax.reporting import console
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("method", "sgscn", ["sgscn", "s3net"],
+flags.DEFINE_enum("method", "sgscn", ["sgscn", "s3net", "cuts"],
                   "The loop timed: SGSCN's (--n_conv blocks) or the s3net preset's.")
 flags.DEFINE_string("size", "256", "Image size: N (square) or HxW.")
 flags.DEFINE_integer("channels", 3, "Input channels (1 grey, 3 RGB).")
@@ -294,6 +298,9 @@ def main(argv):
     result = (child_loop() if kind == "loop" else child_torch() if kind.startswith("torch")
               else child_batch(int(kind.split(":")[1])))
     print(json.dumps(result))
+    return 0
+  if FLAGS.method == "cuts":   # a data-set method: its fit, then per-image segmentation
+    print(json.dumps(benchmark_cuts.run()))
     return 0
   import jax
   h, w = parse_size(FLAGS.size)
