@@ -46,8 +46,9 @@ class CutsConfig:
     max_clusters: levels with more clusters than this are not kept (too fine to be a
       segmentation).
     max_levels: at most this many levels are kept per image (the most persistent ones).
-    level_rule: the mask-free level: "persistent" (the level of 2 or more clusters that
-      lasts the most condensation steps).
+    level_rule: the mask-free level: "finest" (the finest level kept: the most clusters up
+      to `max_clusters`; chosen on PH2 seed 0, docs/CUTS.md) or "persistent" (the level of 2
+      or more clusters that lasts the most condensation steps).
   """
   num_kernels: int = 16
   kernel_size: int = 5
@@ -71,7 +72,7 @@ class CutsConfig:
   max_condensation_steps: int = 400
   max_clusters: int = 20
   max_levels: int = 12
-  level_rule: str = "persistent"
+  level_rule: str = "finest"
 
   def __post_init__(self):
     if self.kernel_size % 2 != 1 or self.patch_size % 2 != 1:
@@ -82,13 +83,21 @@ class CutsConfig:
     if self.anchors_per_image < 2:
       raise ValueError("cuts: anchors_per_image must be >= 2 (the negatives are the others)")
 
+  def fit_settings(self) -> dict:
+    """The fields the fit depends on (a fitted state is reused when these match, whatever
+    the condensation and level settings)."""
+    return {f: getattr(self, f) for f in FIT_FIELDS}
+
   @property
   def receptive_radius(self) -> int:
     """R = 4 (k // 2): an embedding depends on the (2R + 1)^2 window around its pixel."""
     return 4 * (self.kernel_size // 2)
 
 
-LEVEL_RULES = ("persistent",)
+LEVEL_RULES = ("finest", "persistent")
+FIT_FIELDS = ("num_kernels", "kernel_size", "patch_size", "positive_radius", "ssim_threshold",
+              "positive_attempts", "temperature", "contrastive_weight", "learning_rate",
+              "weight_decay", "warmup_fraction", "steps", "images_per_step", "anchors_per_image")
 
 QUICK = CutsConfig(num_kernels=2, steps=4, images_per_step=2, anchors_per_image=4,
                    steps_per_call=2, subsample=200, max_condensation_steps=120)

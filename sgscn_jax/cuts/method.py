@@ -6,7 +6,8 @@ Per image: embeddings z = encoder(normalised image) `[H, W, L]` (one jitted call
 subsample of `subsample` pixels drawn with the image's key, their diffusion condensation
 (`condensation.condense`), the levels of 2..`max_clusters` clusters (coarse to fine), every
 pixel labelled as its nearest subsampled pixel at every level, and the mask-free level by
-`level_rule` ("persistent": the level lasting the most condensation steps). The result's
+`level_rule` ("finest": the finest level kept; "persistent": the level lasting the most
+condensation steps). The result's
 `labels` are that level's; `levels` holds them all (the runner scores the oracle level).
 """
 
@@ -82,7 +83,7 @@ def segment_image(key: jax.Array, image, config: CutsConfig, state) -> CutsSegme
     lv = condensation.Levels(cond.labels[:1], cond.n_clusters[:1], np.ones(1, np.int64))
     v = 1
   maps = lv.labels[:, nearest].reshape(v, h, w).astype(np.int32)
-  chosen = condensation.persistent_level(lv)
+  chosen = v - 1 if config.level_rule == "finest" else condensation.persistent_level(lv)
   pad = config.max_levels - v
   levels = np.concatenate([maps, np.repeat(maps[-1:], pad, 0)])
   clusters = np.concatenate([lv.n_clusters, np.zeros(pad, np.int64)]).astype(np.int32)

@@ -72,9 +72,12 @@ def load_state(path: Path) -> Dict[str, Any]:
 
 def fit_settings(name: str, config: Any, seed: int, ids: Sequence[str],
                  shapes: Sequence[Sequence[int]], fit_dir: Optional[str]) -> Dict[str, Any]:
-  """The settings a fitted state depends on, JSON form."""
+  """The settings a fitted state depends on, JSON form: the config's `fit_settings()` where
+  it has one (CUTS: the encoder and fit fields, not the per-image ones), else all of it."""
+  fields = (config.fit_settings() if hasattr(config, "fit_settings")
+            else dataclasses.asdict(config))
   return json.loads(files.json_text({
-      "method": name, "config": dataclasses.asdict(config), "seed": seed,
+      "method": name, "config": fields, "seed": seed,
       "fit_dir": fit_dir, "images": list(ids), "shapes": [list(s[:2]) for s in shapes]}))
 
 

@@ -81,3 +81,29 @@ def _put(row, key, best, found, record) -> None:
     row[f"{key}.{name}"] = value
   row[f"{key}_index"] = int(v)
   row[f"{key}_clusters"] = int(found["clusters"][v])
+
+
+def level_objects(found: Dict[str, np.ndarray], record: Record, object_config: Any) -> list:
+  """The mask-free object `[H, W]` bool of every level (the run's object step)."""
+  return [runner.find_object(labels, record, object_config).mask for labels in found["levels"]]
+
+
+def object_stable_level(objects_: list) -> int:
+  """The mask-free level rule "object_stable": the level whose object agrees best with the
+  objects of its neighbouring levels,
+
+      stability(v) = mean over u in {v - 1, v + 1} (those that exist) of DSC(O_v, O_u),
+
+  an empty object scoring 0; ties to the coarser level. No ground truth is read."""
+  n = len(objects_)
+  if n == 1:
+    return 0
+  best, chosen = -1.0, 0
+  for v in range(n):
+    if not objects_[v].any():
+      continue
+    near = [u for u in (v - 1, v + 1) if 0 <= u < n]
+    score = float(np.mean([metrics.dice(objects_[v], objects_[u]) for u in near]))
+    if score > best:
+      best, chosen = score, v
+  return chosen
