@@ -68,15 +68,18 @@ def test_reconstruction_loss_weights_and_patch_ssim_match_numpy():
 def test_crop_embedding_equals_whole_image_embedding():
   config = CutsConfig(num_kernels=2)
   image = np.random.default_rng(2).random((20, 24, 3)).astype(np.float32)
-  params = encoder.init(jax.random.key(0), 3, config)
-  whole = np.asarray(encoder.embed_image(params, jnp.asarray(image), config))
+  params = jax.jit(encoder.init, static_argnums=(1, 2))(jax.random.key(0), 3, config)
+  whole = np.asarray(jax.jit(encoder.embed_image, static_argnums=2)(params, jnp.asarray(image),
+                                                                    config))
   assert whole.shape == (20, 24, encoder.latent_dim(config))
   r = config.receptive_radius
   padded = np.pad(image, ((r, r), (r, r), (0, 0)), mode="edge")
-  for h, w in ((0, 0), (7, 11), (19, 23)):
-    crop = padded[h:h + 2 * r + 1, w:w + 2 * r + 1][None]
-    z = np.asarray(encoder.embed_padded(params, jnp.asarray(crop), config))[0, 0, 0]
-    np.testing.assert_allclose(z, whole[h, w], rtol=1e-4, atol=1e-5)
+  points = ((0, 0), (7, 11), (19, 23))
+  crops = np.stack([padded[h:h + 2 * r + 1, w:w + 2 * r + 1] for h, w in points])
+  z = np.asarray(jax.jit(encoder.embed_padded, static_argnums=2)(params, jnp.asarray(crops),
+                                                                 config))[:, 0, 0]
+  for i, (h, w) in enumerate(points):
+    np.testing.assert_allclose(z[i], whole[h, w], rtol=1e-4, atol=1e-5)
 
 
 def test_condensation_two_blobs_merge_into_two_then_one():
