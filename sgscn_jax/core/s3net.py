@@ -69,11 +69,19 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, dilation: int = 1) -> jax.Ar
   return _depthwise(x, kernel, dilation)
 
 
+def _materialised(a: jax.Array) -> jax.Array:
+  """`a` written to memory once (`lax.optimization_barrier`) before the many shifted reads of
+  a depthwise or deformable conv: without it XLA fuses a cheap producer (a BatchNorm, the
+  I-LKA attention product, a bias add) into every read and recomputes it per tap and shift."""
+  return lax.optimization_barrier(a)
+
+
 def _tap_offsets(k: int, rank: int):
   return list(itertools.product(range(k), repeat=rank))
 
 
 def _depthwise_forward(x, kernel, dilation):
+  x = _materialised(x)
   rank = x.ndim - 1
   k = kernel.shape[0]
   half = dilation * (k // 2)
@@ -95,6 +103,7 @@ def _depthwise_fwd(x, kernel, dilation):
 
 def _depthwise_bwd(dilation, residuals, g):
   x, kernel = residuals
+  x, g = _materialised(x), _materialised(g)
   rank = x.ndim - 1
   k = kernel.shape[0]
   half = dilation * (k // 2)
@@ -273,6 +282,7 @@ def _bounded_samples(x: jax.Array, weights: jax.Array, k: int, radius: int):
 
 
 def _bounded_forward(x, offsets, kernel, radius):
+  x = _materialised(x)
   h, w, c_in = x.shape
   k, c_out = kernel.shape[0], kernel.shape[-1]
   samples = _bounded_samples(x, _shift_weights(offsets, radius), k, radius)
@@ -289,6 +299,7 @@ def _bounded_fwd(x, offsets, kernel, radius):
 
 def _bounded_bwd(radius, residuals, g):
   x, offsets, kernel = residuals
+  x, g = _materialised(x), _materialised(g)
   h, w, c_in = x.shape
   k, c_out = kernel.shape[0], kernel.shape[-1]
   n, taps = h * w, k * k
