@@ -113,7 +113,8 @@ def _worker(method: str) -> dict:
                estimated_seconds=round(plan.estimated_seconds))
   elif method == "jule":
     from sgscn_jax.jule import method as jule
-    config = jule_config(jule.JuleConfig(k=FLAGS.k), FLAGS.jule_options)
+    from sgscn_jax.registry import config_with_options
+    config = config_with_options(jule.JuleConfig(k=FLAGS.k), FLAGS.jule_options)
     plan = jule.plan_memory(work_shape, 1, config, spacing=work_spacing, factor=1,
                             memory_limit=FLAGS.memory_limit)
     print(f"plan {method}: {plan.describe()}", file=sys.stderr, flush=True)
@@ -147,17 +148,6 @@ def _worker(method: str) -> dict:
   row.update(peak_rss_mb=round(usage.ru_maxrss / 1024),
              cpu_seconds=round(usage.ru_utime + usage.ru_stime, 1))
   return row
-
-
-def jule_config(config, items):
-  """`config` with `items` (`["name=value", ...]`) replacing fields, typed as their defaults."""
-  import dataclasses
-  changes = {}
-  for item in items:
-    name, _, text = item.partition("=")
-    kind = type(getattr(config, name))
-    changes[name] = text.lower() in ("1", "true") if kind is bool else kind(text)
-  return dataclasses.replace(config, **changes)
 
 
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,

@@ -265,19 +265,8 @@ def _config_of(method) -> object:
   return method.default_config
 
 
-def method_options(config, items):
-  """`config` with the fields named in `items` (`["name=value", ...]`) replaced, each value
-  read as the type of the field's current value; a ValueError names unknown fields."""
-  fields = {f.name for f in dataclasses.fields(config)}
-  changes = {}
-  for item in items:
-    name, sep, text = item.partition("=")
-    if not sep or name not in fields:
-      raise ValueError(f"--method_options {item!r}: expected NAME=VALUE with NAME one of "
-                       f"{', '.join(sorted(fields))}")
-    kind = type(getattr(config, name))
-    changes[name] = (text.lower() in ("1", "true", "yes") if kind is bool else kind(text))
-  return dataclasses.replace(config, **changes)
+# --method_options: fields of the method's config, typed as their defaults (the library's).
+method_options = registry.config_with_options
 
 
 def method_from_flags():

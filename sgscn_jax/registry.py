@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import types
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from sgscn_jax.core.batching import EntryPoints
 from sgscn_jax.core.host import HostEntryPoints
@@ -142,6 +142,23 @@ def fitted_method(config: Any) -> Optional[Method]:
   None: how a runner tells that a run must fit first."""
   return next((m for m in _METHODS.values()
                if m.fit is not None and isinstance(config, m.config_type)), None)
+
+
+def config_with_options(config: Any, items: Sequence[str]) -> Any:
+  """`config` (a frozen dataclass) with the fields named in `items` (`["name=value", ...]`)
+  replaced, each value read as the type of the field's current value (a bool from
+  1/true/yes); a ValueError names an unknown field or a malformed item. The command lines'
+  `--method_options` (experiments.segment) and `--jule_options` (experiments.mni152)."""
+  fields = {f.name for f in dataclasses.fields(config)}
+  changes = {}
+  for item in items:
+    name, sep, text = item.partition("=")
+    if not sep or name not in fields:
+      raise ValueError(f"option {item!r}: expected NAME=VALUE with NAME one of "
+                       f"{', '.join(sorted(fields))}")
+    kind = type(getattr(config, name))
+    changes[name] = (text.lower() in ("1", "true", "yes") if kind is bool else kind(text))
+  return dataclasses.replace(config, **changes)
 
 
 def method_names() -> tuple:

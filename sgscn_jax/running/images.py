@@ -400,6 +400,8 @@ class ImageDriver:
     self.load = without_hair(load) if options.hair_removal else load
     self.queues: Dict[tuple, List[Pending]] = {}
     self.recorder: Optional[runner.Recorder] = None
+    self.fitted = registry.fitted_method(config)   # a data-set method (fit first), or None
+    self.cases: List[Case] = []
 
   def case_cost(self, case: Case) -> int:
     return distributed.case_cost(case, self.options.size, self.options.bucket_multiple)
@@ -411,7 +413,6 @@ class ImageDriver:
     check_memory(pending, self.config, self.options)
     method_vote.check_options(self.config, objects=self.options.objects,
                               seeds_per_image=self.options.seeds_per_image)
-    self.fitted = registry.fitted_method(self.config)
     if self.fitted is not None and self.options.seeds_per_image != 1:
       raise ValueError(f"{self.fitted.name}: a data-set method takes no --seeds_per_image")
     self.cases = list(cases)
@@ -421,7 +422,7 @@ class ImageDriver:
 
   def run(self, pending: Sequence[Case], recorder: runner.Recorder) -> None:
     self.recorder = recorder
-    if getattr(self, "fitted", None) is not None and pending:   # a data-set method: fit first
+    if self.fitted is not None and pending:   # a data-set method: fit first
       state = fitting.load_or_fit(self.fitted, self.config, self.fit_images,
                                   Path(self.options.out_dir), self.options.seed,
                                   fit_dir=self.options.fit_dir, overwrite=self.options.overwrite)
