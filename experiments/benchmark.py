@@ -300,7 +300,7 @@ def main(argv):
     print(json.dumps(result))
     return 0
   if FLAGS.method == "cuts":   # a data-set method: its fit, then per-image segmentation
-    print(json.dumps(benchmark_cuts.run()))
+    _write_report(benchmark_cuts.run())
     return 0
   import jax
   h, w = parse_size(FLAGS.size)
@@ -341,12 +341,17 @@ def main(argv):
   report["batches"] = {str(b): _run_child(f"batch:{b}", argv) for b in batches}
   report = _rounded(report)
   print(table(report), file=sys.stderr)
+  _write_report(report)
+  return 0
+
+
+def _write_report(report: dict) -> None:
+  """The report as one JSON line on stdout, and in --json_out when given."""
   text = json.dumps(report)
   print(text)
   if FLAGS.json_out:
     with open(FLAGS.json_out, "w") as f:
       f.write(text + "\n")
-  return 0
 
 
 if __name__ == "__main__":

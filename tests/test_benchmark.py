@@ -59,3 +59,22 @@ def test_benchmark_times_s3net_and_sgscn_in_one_run(tmp_path):
   assert isinstance(report["compare"]["gflops_per_s"], float)
   assert math.isclose(report["ratio_to_compare"], report["loop"]["ms_per_iteration"]
                       / report["compare"]["ms_per_iteration"], rel_tol=1e-2)
+
+
+def test_cuts_benchmark_fits_segments_and_writes_its_json(tmp_path):
+  """--method cuts: the fit and the per-image segmentation on synthetic images (no PH2 folder
+  given), the report on stdout and in --json_out, the goals stated as booleans."""
+  out = tmp_path / "cuts.json"
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.benchmark", "--method=cuts",
+       f"--cuts_data_dir={tmp_path / 'absent'}", "--cuts_images=2", "--cuts_segment=2",
+       "--cuts_steps=2", f"--json_out={out}"],
+      cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+      timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  report = json.loads(out.read_text())
+  assert report == json.loads(proc.stdout.strip().splitlines()[-1])
+  assert report["method"] == "cuts" and report["data"] == "synthetic"
+  assert report["images"] == 2 and report["steps"] == 2 and report["image"] == [192, 256, 3]
+  assert report["fit_seconds"] > 0 and report["segment_seconds_max"] > 0
+  assert isinstance(report["fit_goal_met"], bool) and isinstance(report["segment_goal_met"], bool)
