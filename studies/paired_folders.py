@@ -3,6 +3,9 @@ cases and seeds run twice (e.g. with and without `--despeckle`), every protocol.
 
   python -m studies.paired_folders "median=runs/tables_us_median/sgscn/seed{s}" \
       "none=runs/tables_us/sgscn/seed{s}" --seeds 0,1,2
+  python -m studies.paired_folders \
+      "held out=runs/cuts/heldout/segA_fitB_s{s},runs/cuts/heldout/segB_fitA_s{s}" \
+      "in sample=runs/tables_ph2_cuts/cuts/seed{s}" --seeds 0
 
 Prints, per protocol, the means and `tables.paired_text` of A - B (a bootstrap interval
 over cases of the per-case mean over seeds, as the tables print it).
@@ -13,20 +16,27 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from sgscn_jax.evaluation import protocols
 from sgscn_jax.reporting import tables
 from sgscn_jax.running import results
 
 
 def column(spec: str, seeds) -> tables.Column:
-  """`title=folder pattern with {s}` -> a table column of its finished cases per seed."""
-  title, pattern = spec.split("=", 1)
+  """`title=folder pattern with {s}` -> a table column of its finished cases per seed.
+  Several patterns joined by commas are one column: their cases together (e.g. the two
+  halves of a two-fold split, each run in its own folder)."""
+  title, patterns = spec.split("=", 1)
   rows = []
   for s in seeds:
-    folder = Path(pattern.format(s=s))
-    if not (folder / results.CASES_DIR).is_dir():
-      raise SystemExit(f"error: {folder} holds no finished cases")
-    rows.append(results.collect_rows(folder))
+    seed_rows = []
+    for pattern in patterns.split(","):
+      folder = Path(pattern.format(s=s))
+      if not (folder / results.CASES_DIR).is_dir():
+        raise SystemExit(f"error: {folder} holds no finished cases")
+      seed_rows.extend(results.collect_rows(folder))
+    rows.append(seed_rows)
   return tables.Column(title, title, [{} for _ in seeds], {}, rows)
 
 
@@ -41,7 +51,15 @@ def main() -> None:
   for rule in protocols.PROTOCOLS:
     text = tables.paired_text(a, b, rule=rule)
     if text:
-      print(f"{protocols.PROTOCOL_NAMES[rule]}: {text}")
+      means = ", ".join(f"{c.title} {_mean_dsc(c, rule):.1f}" for c in (a, b))
+      print(f"{protocols.PROTOCOL_NAMES[rule]}: DSC {means}; {text}")
+
+
+def _mean_dsc(column: tables.Column, rule: str) -> float:
+  """Mean over seeds of the mean DSC (%) over each seed's cases."""
+  key = f"{rule}.dice"
+  return 100 * float(np.mean([np.nanmean([float(r.get(key, np.nan)) for r in rows])
+                              for rows in column.rows]))
 
 
 if __name__ == "__main__":

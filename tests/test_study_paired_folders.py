@@ -1,0 +1,37 @@
+"""studies.paired_folders: a column made of several folders (two halves of a split) pairs
+with a column of one folder case by case."""
+
+import json
+
+import numpy as np
+import pytest
+
+from sgscn_jax.reporting import tables
+from studies import paired_folders
+
+
+def _folder(root, name, values):
+  cases = root / name / "cases"
+  cases.mkdir(parents=True)
+  for case_id, dsc in values.items():
+    (cases / f"{case_id}.json").write_text(json.dumps({"case_id": case_id, "object.dice": dsc}))
+
+
+def test_a_column_of_two_halves_pairs_with_the_whole(tmp_path):
+  whole = {"c1": 0.9, "c2": 0.8, "c3": 0.7, "c4": 0.6}
+  _folder(tmp_path, "half_a_s0", {"c1": 0.95, "c3": 0.75})
+  _folder(tmp_path, "half_b_s0", {"c2": 0.7, "c4": 0.6})
+  _folder(tmp_path, "whole_s0", whole)
+  split = paired_folders.column(f"split={tmp_path}/half_a_s{{s}},{tmp_path}/half_b_s{{s}}", [0])
+  full = paired_folders.column(f"whole={tmp_path}/whole_s{{s}}", [0])
+  assert sorted(r["case_id"] for r in split.rows[0]) == ["c1", "c2", "c3", "c4"]
+  paired = tables.paired_difference(split, full, rule="object")
+  d = np.array([0.05, -0.1, 0.05, 0.0]) * 100
+  assert paired.mean == pytest.approx(d.mean()) and paired.n == 4
+  assert (paired.wins, paired.losses) == (2, 1)
+  assert paired_folders._mean_dsc(split, "object") == pytest.approx(75.0)
+
+
+def test_a_folder_without_cases_is_named(tmp_path):
+  with pytest.raises(SystemExit, match="holds no finished cases"):
+    paired_folders.column(f"x={tmp_path}/missing_s{{s}}", [0])
