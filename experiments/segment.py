@@ -225,12 +225,20 @@ def s3net_loss_flags(config: Config) -> Config:
   weights = dict(config.loss_weights)
   if FLAGS.w_s is not None:
     weights["edge_aware_spatial"] = FLAGS.w_s
-  at = sum(weights.pop(name, 0.0) for name in _AT_TERMS)
-  old = next((n[-2:] for n in _AT_TERMS if n in dict(config.loss_weights)), "kl")
+  at = sum(weights.get(name, 0.0) for name in _AT_TERMS)
+  old = next((n[-2:] for n in _AT_TERMS if n in weights), "kl")
   at = at if FLAGS.w_at is None else FLAGS.w_at
-  if at:
-    weights[f"transform_consistency_{FLAGS.at_variant or old}"] = at
-  return dataclasses.replace(config, loss_weights=tuple(weights.items()))
+  term = f"transform_consistency_{FLAGS.at_variant or old}"
+  # L_AT keeps its place among the terms, so the preset without flags is the preset itself
+  # (the same run.json as reproduce_tables writes for it).
+  ordered = {}
+  for name, weight in list(weights.items()) + [(term, at)]:
+    if name in _AT_TERMS:
+      if at:
+        ordered.setdefault(term, at)
+    else:
+      ordered[name] = weight
+  return dataclasses.replace(config, loss_weights=tuple(ordered.items()))
 
 
 # Config field -> flag, for methods whose config is a `Config` preset (s3net).

@@ -31,6 +31,17 @@ def test_s3net_flags_change_the_preset_only_where_given():
   assert segment.parse_size("auto", "demo", "s3net") is None
 
 
+def test_s3net_preset_without_flags_is_the_preset_itself():
+  """segment and reproduce_tables must write the same run.json for `--method s3net`: the
+  loss terms keep the preset's order (a reordered L_AT made a table refuse segment's run)."""
+  assert _parse("--method", "s3net") == S3NET_CONFIG
+  cfg = _parse("--method", "s3net", "--at_variant", "ce", "--w_s", "2")
+  assert [n for n, _ in cfg.loss_weights] == ["cross_entropy", "transform_consistency_ce",
+                                              "edge_aware_spatial"]
+  assert dict(_parse("--method", "s3net", "--w_at", "0").loss_weights) == {
+      "cross_entropy": 3.5, "edge_aware_spatial": 4.0}
+
+
 def test_sgscn_default_is_unchanged_and_can_take_the_s3net_losses():
   assert _parse("--method", "sgscn") == Config()
   assert segment.parse_size("auto", "ph2", "sgscn") == 256
