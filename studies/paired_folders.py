@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from sgscn_jax.evaluation import protocols
 from sgscn_jax.reporting import tables
 from sgscn_jax.running import results
+
+
+_DSC = tables.METRICS[0]
+_DSC_KEYS = [f"{rule}.{_DSC.key}" for rule in protocols.PROTOCOLS]
 
 
 def column(spec: str, seeds) -> tables.Column:
@@ -37,7 +39,8 @@ def column(spec: str, seeds) -> tables.Column:
         raise SystemExit(f"error: {folder} holds no finished cases")
       seed_rows.extend(results.collect_rows(folder))
     rows.append(seed_rows)
-  return tables.Column(title, title, [{} for _ in seeds], {}, rows)
+  summaries = [{"metrics": results.summarise(seed_rows, _DSC_KEYS)} for seed_rows in rows]
+  return tables.Column(title, title, summaries, {}, rows)
 
 
 def main() -> None:
@@ -56,10 +59,8 @@ def main() -> None:
 
 
 def _mean_dsc(column: tables.Column, rule: str) -> float:
-  """Mean over seeds of the mean DSC (%) over each seed's cases."""
-  key = f"{rule}.dice"
-  return 100 * float(np.mean([np.nanmean([float(r.get(key, np.nan)) for r in rows])
-                              for rows in column.rows]))
+  """Mean over seeds of the mean DSC (%) over each seed's cases (the tables' cell)."""
+  return tables.metric_cell(column.summaries, _DSC, rule).mean
 
 
 if __name__ == "__main__":
