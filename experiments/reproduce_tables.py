@@ -27,6 +27,11 @@ diagnostic protocol's tables (*_gt_clipped_INFLATED.*).
 (e.g. docs/tables/ph2), each headed by `<!-- made by: <this command> at commit <hash> -->`
 (a `# made by: ...` line in a CSV); figures stay in --out_dir. Rerunning a command on saved
 runs only resumes them, so this regenerates a data set's tables in the docs.
+Several processes (segment.py's --distributed, or --coordinator_address, --num_processes,
+--process_id; docs/DISTRIBUTED.md): every process runs the same command, each run folder's
+unfinished cases are dealt among them, one folder after another, and process 0 writes the
+tables (a team of one-core processes is the fastest way through a table on a small CPU
+machine: `taskset -c P` for process P).
 --quick: 3 images (unless --limit), tiny settings for every method, compiled at XLA
 optimisation level 0: for tests and smoke runs, its numbers mean nothing.
 This file only turns flags into calls; the work is `sgscn_jax.running.comparison`.
@@ -47,6 +52,7 @@ from sgscn_jax.reporting import tables
 
 from experiments import segment  # the shared data-set flags, case listing and SGSCN flags
 from sgscn_jax.running import comparison
+from sgscn_jax.running import distributed
 from sgscn_jax.running import images as image_runs
 
 FLAGS = flags.FLAGS
@@ -83,6 +89,10 @@ def main(argv):
     raise app.UsageError(str(e))
   if not seeds or len(set(seeds)) != len(seeds):
     raise app.UsageError(f"--seeds needs distinct integers, got {FLAGS.seeds!r}")
+  team = segment.team_from_flags()  # before any JAX computation
+  if team is not None and FLAGS.overwrite:
+    raise app.UsageError("--overwrite is for single-process runs: recompute a distributed "
+                         "run into a new --out_dir")
   if FLAGS.quick and FLAGS.limit is None:
     FLAGS.limit = QUICK_LIMIT
   try:
@@ -115,10 +125,18 @@ def main(argv):
     done, log = comparison.run_all(plan, seeds, cases, load, options, functions,
                                    run_info={"argv": sys.argv, "dataset": FLAGS.dataset,
                                              "data_dir": FLAGS.data_dir, "quick": FLAGS.quick},
-                                   standardise_of=segment.standardise_from_flags)
+                                   standardise_of=segment.standardise_from_flags, team=team)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  except distributed.IncompleteRun as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 3
+  if team is not None and not team.leader:
+    failed = sum(len(r.failures) for results in done.values() for r in results)
+    print(f"process {team.index}: shares done ({failed} failed); process 0 writes the tables",
+          file=sys.stderr)
+    return 1 if failed else 0
   paper = FLAGS.paper == "yes" or (FLAGS.paper == "auto"
                                    and FLAGS.dataset in tables.PAPER_FIGURES)
   notes = (["QUICK MODE: tiny settings, compiled at XLA optimisation level 0; "

@@ -254,3 +254,47 @@ def test_a_process_dies_midway_and_a_rerun_completes_the_set(data_and_single, tm
     path = out / "cases" / name
     assert path.read_bytes() == content and path.stat().st_mtime_ns == mtime
   _assert_same_run(out, single)
+
+
+def _table_rows(out: Path, slug: str, seed: int):
+  return _rows(out / slug / f"seed{seed}")
+
+
+def test_a_table_on_two_processes_equals_the_table_of_one(tmp_path):
+  """reproduce_tables with a team: every run folder is one round (its cases dealt between
+  the two processes), process 0 writes the tables, and every case and table cell equals the
+  single process's."""
+  from tests.conftest import write_lesion_folder
+  write_lesion_folder(tmp_path / "data", n=4, shape=(16, 16))
+  data = tmp_path / "data"
+
+  def command(out, *extra):
+    return [sys.executable, "-m", "experiments.reproduce_tables", "--quick", "--noablation",
+            "--seeds=0,1", "--methods=sgscn,kmeans:2", "--dataset=folder",
+            f"--images={data / 'images'}", f"--masks={data / 'masks'}", "--size=native",
+            "--batch_size=1", "--figure_cases=1", "--limit=4", f"--out_dir={out}", *extra]
+
+  single = subprocess.run(command(tmp_path / "single"), cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=600)
+  assert single.returncode == 0, single.stderr[-3000:]
+  port = _free_port()
+  procs = [subprocess.Popen(command(tmp_path / "pair", f"--coordinator_address=localhost:{port}",
+                                    "--num_processes=2", f"--process_id={pid}"),
+                            cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True) for pid in (0, 1)]
+  (out0, err0), (out1, err1) = [p.communicate(timeout=600) for p in procs]
+  assert procs[0].returncode == 0, err0[-3000:]
+  assert procs[1].returncode == 0, err1[-3000:]
+  assert "### Table 1" in out0 and "### Table 1" not in out1
+  assert "process 1: shares done (0 failed)" in err1
+  # Four folders (2 runs x 2 seeds), each dealt: equal sizes go round-robin, two cases each.
+  assert err0.count("process 0: 2 case(s) to segment") == 4, err0[-3000:]
+  assert err1.count("process 1: 2 case(s) to segment") == 4, err1[-3000:]
+  for slug in ("sgscn", "kmeans_k2"):
+    for seed in (0, 1):
+      assert _table_rows(tmp_path / "pair", slug, seed) == _table_rows(tmp_path / "single",
+                                                                       slug, seed)
+  timing = {"seconds_per_image", "total_seconds"}
+  with open(tmp_path / "single" / "table1.csv") as a, open(tmp_path / "pair" / "table1.csv") as b:
+    cells = [[line.split(",") for line in f.read().splitlines()] for f in (a, b)]
+  assert [r for r in cells[0] if r[0] not in timing] == [r for r in cells[1] if r[0] not in timing]

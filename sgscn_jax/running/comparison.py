@@ -31,7 +31,7 @@ import numpy as np
 from sgscn_jax.reporting import charts
 from sgscn_jax.evaluation import metrics, selection
 from sgscn_jax.running import images as image_runs
-from sgscn_jax.running import folder, results
+from sgscn_jax.running import distributed, folder, results
 from sgscn_jax.reporting import tables
 from sgscn_jax.data import files
 from sgscn_jax import registry
@@ -201,12 +201,16 @@ def run_all(plan_: TablePlan, seeds: Sequence[int], cases: Sequence[Case],
             load: Callable[[Case], Record], options: image_runs.RunOptions,
             functions: Mapping[str, image_runs.Method],
             run_info: Optional[Dict[str, Any]] = None,
-            standardise_of: Optional[Callable[[str], bool]] = None
+            standardise_of: Optional[Callable[[str], bool]] = None,
+            team: Optional[distributed.Team] = None
             ) -> tuple[Dict[str, List[image_runs.RunResult]], List[Dict[str, Any]]]:
   """Runs every (run, seed) of `plan_` into `options.out_dir/<slug>/seed<s>`.
 
   `standardise_of(method name)`, where given, decides each run's `standardise` (else
-  `options.standardise` for all).
+  `options.standardise` for all). With a `team` (`distributed.initialize`) every process
+  calls this with the same arguments: each (run, seed) is one round of the team, every
+  process segments its share of that folder's unfinished cases, and only the leader's
+  results carry the merged summaries (the others' are their own rows; their log is empty).
 
   Returns:
     `({slug: [RunResult per seed]}, log)`, log one dict per run: slug, seed, cases,
@@ -223,20 +227,23 @@ def run_all(plan_: TablePlan, seeds: Sequence[int], cases: Sequence[Case],
                      (run_info or {}).get("dataset"))
   out: Dict[str, List[image_runs.RunResult]] = {}
   log: List[Dict[str, Any]] = []
-  for run in runs:
-    for seed in seeds:
-      opts = run_options(options, root, run, seed, standardise_of)
-      resumed = sum(results.case_path(opts.out_dir, c.case_id).exists() for c in cases)
-      print(f"{run.slug} seed {seed}: {len(cases)} cases -> {opts.out_dir}", file=sys.stderr)
-      t = time.perf_counter()
-      result = image_runs.run_dataset(cases, load, run.config, opts, method=functions[run.method],
-                                    run_info=dict(run_info or {}, table_run=run.slug))
-      wall = time.perf_counter() - t
-      out.setdefault(run.slug, []).append(result)
-      log.append({"run": run.slug, "method": run.method, "seed": seed, "cases": len(cases),
-                  "finished": result.summary["finished"], "failed": len(result.failures),
-                  "resumed": resumed, "wall_seconds": round(wall, 2),
-                  "seconds_per_image": result.summary["seconds_per_case"]["mean"]})
+  rounds = [(run, seed) for run in runs for seed in seeds]
+  for index, (run, seed) in enumerate(rounds):
+    opts = run_options(options, root, run, seed, standardise_of)
+    resumed = sum(results.case_path(opts.out_dir, c.case_id).exists() for c in cases)
+    print(f"{run.slug} seed {seed}: {len(cases)} cases -> {opts.out_dir}", file=sys.stderr)
+    t = time.perf_counter()
+    result = image_runs.run_dataset(cases, load, run.config, opts, method=functions[run.method],
+                                    run_info=dict(run_info or {}, table_run=run.slug),
+                                    team=team, leave_team=index == len(rounds) - 1)
+    wall = time.perf_counter() - t
+    out.setdefault(run.slug, []).append(result)
+    if team is None or team.leader:
+      log.append(
+          {"run": run.slug, "method": run.method, "seed": seed, "cases": len(cases),
+           "finished": result.summary["finished"], "failed": len(result.failures),
+           "resumed": resumed, "wall_seconds": round(wall, 2),
+           "seconds_per_image": result.summary["seconds_per_case"]["mean"]})
   return out, log
 
 

@@ -26,6 +26,10 @@ key-value store and the liveness barrier of `jax.distributed`'s coordination ser
 * A process that dies loses at most the batch it was on: each case's files are written
   atomically, `cases/<id>.json` last. The leader then stops with the list of unfinished
   cases, and rerunning the same command(s) completes exactly those.
+* A table of several runs (`experiments.reproduce_tables` with a team) is a sequence of
+  rounds, one per run folder, in the same order on every process: each round is the deal,
+  the shares and the barrier above, keyed by its number; only after the last round do the
+  others disconnect.
 * Recoverability (`jax_enable_recoverability`) is switched on: without it the runtime
   terminates every process as soon as one dies (measured on jax 0.10.2). If the leader
   itself dies the coordination service goes with it and the runtime stops the others;
@@ -117,28 +121,34 @@ def case_cost(case: Case, size: Any = None, bucket_multiple: int = 16) -> int:
 class Team:
   """This process's place in a `jax.distributed` run: its index, the count, the store.
 
-  One data set per run: `share` once, then `gather`, after which the other processes
-  have left the run.
+  A run is one or more rounds, each one data set (or one run folder of a table): `share`,
+  then `gather`. Every process goes through the same rounds in the same order; the
+  round's number keys its deal and its failures in the store. `gather(..., leave=True)`
+  ends the last round: the other processes then leave the run.
   """
 
   def __init__(self, index: int, count: int, client: Any):
     self.index, self.count, self.client = index, count, client
     self._owner: Optional[Dict[str, int]] = None
+    self._round = 0
+    self._left = False
 
   @property
   def leader(self) -> bool:
     return self.index == 0
 
-  @staticmethod
-  def _key(*parts) -> str:
-    return "/".join(["sgscn", *map(str, parts)])
+  def _key(self, *parts) -> str:
+    return "/".join(["sgscn", f"round{self._round}", *map(str, parts)])
 
   def share(self, cases: Sequence[Case], pending: Sequence[Case],
             cost: Callable[[Case], float]) -> List[Case]:
-    """This process's cases. The leader deals its `pending` by `cost` and publishes the
-    deal; the others take it (their own `pending` is ignored)."""
+    """This process's cases of this round. The leader deals its `pending` by `cost` and
+    publishes the deal; the others take it (their own `pending` is ignored)."""
+    if self._left:
+      raise RuntimeError("this Team's run has ended (gather with leave=True); start a new "
+                         "jax.distributed run for another")
     if self._owner is not None:
-      raise RuntimeError("a Team runs one data set; start a new jax.distributed run for another")
+      raise RuntimeError("share called twice in one round: gather first")
     if self.leader:
       ids = [c.case_id for c in pending]
       payload = json.dumps({"ids": ids, "owners": deal([cost(c) for c in pending], self.count)})
@@ -151,10 +161,11 @@ class Team:
     return [c for c in cases if self._owner.get(c.case_id) == self.index]
 
   def gather(self, failures: List[Dict[str, str]], cases: Sequence[Case],
-             case_file: Callable[[Case], Path], *,
+             case_file: Callable[[Case], Path], *, leave: bool = True,
              visible_timeout: float = 120.0) -> Optional[List[Dict[str, str]]]:
-    """Publishes this share's failures and waits for every live process; then the others
-    disconnect from the run, and the leader waits until they have.
+    """Publishes this share's failures and waits for every live process (the round's
+    end). With `leave` (the last round) the others then disconnect from the run, and the
+    leader waits until they have; without it every process goes on to the next round.
 
     Returns:
       On the leader, the failures of all processes (in process order); None elsewhere.
@@ -164,21 +175,27 @@ class Team:
         because its process died, or because its file is still not visible after
         `visible_timeout` seconds (a shared file system showing new files late).
     """
-    self.client.key_value_set(self._key("failures", self.index), json.dumps(failures))
+    if self._owner is None:
+      raise RuntimeError("gather before share")
+    owner, prefix = self._owner, self._key("failures")
+    self.client.key_value_set(f"{prefix}/{self.index}", json.dumps(failures))
     everyone = list(range(self.count))
     self.client.get_live_nodes(everyone)  # returns once every live process is here
+    self._owner, self._round, self._left = None, self._round + 1, leave
     if not self.leader:
-      jax.distributed.shutdown()
+      if leave:
+        jax.distributed.shutdown()
       return None
-    self.client.get_live_nodes(everyone)  # returns once the leader is alone
+    if leave:
+      self.client.get_live_nodes(everyone)  # returns once the leader is alone
     reported = {int(k.rsplit("/", 1)[1]): json.loads(v)
-                for k, v in self.client.key_value_dir_get(self._key("failures") + "/")}
+                for k, v in self.client.key_value_dir_get(prefix + "/")}
     merged = [f for p in sorted(reported) for f in reported[p]]
     failed = {f["case_id"] for f in merged}
     silent = sorted(set(range(self.count)) - set(reported))
-    expected = [c for c in cases if c.case_id in self._owner and c.case_id not in failed]
+    expected = [c for c in cases if c.case_id in owner and c.case_id not in failed]
     # Cases of processes that finished must appear; wait a little for a slow file system.
-    waiting = [c for c in expected if self._owner[c.case_id] in reported]
+    waiting = [c for c in expected if owner[c.case_id] in reported]
     deadline = time.monotonic() + visible_timeout
     while waiting and time.monotonic() < deadline:
       waiting = [c for c in waiting if not case_file(c).exists()]

@@ -538,8 +538,9 @@ def _montage(cases: Sequence[Case], load: Callable[[Case], Record], options: Run
 def run_dataset(cases: Sequence[Case], load: Callable[[Case], Record], config,
                 options: RunOptions, method: Method = segment_batch,
                 run_info: Optional[Dict[str, Any]] = None,
-                team: Optional[distributed.Team] = None) -> RunResult:
+                team: Optional[distributed.Team] = None,
+                leave_team: bool = True) -> RunResult:
   """Segments every case not already done in `options.out_dir` (`runner.execute` with the
-  image driver); see the module docstring."""
+  image driver; `team`, `leave_team` as there); see the module docstring."""
   return runner.execute(cases, ImageDriver(method, config, options, load), config,
-                        run_info=run_info, team=team)
+                        run_info=run_info, team=team, leave_team=leave_team)

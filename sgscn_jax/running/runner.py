@@ -247,12 +247,14 @@ def write_failures(out: Path, failures: List[Dict[str, str]]) -> None:
 
 def execute(cases: Sequence[Case], driver: Driver, config, *,
             run_info: Optional[Dict[str, Any]] = None,
-            team: Optional[distributed.Team] = None) -> RunResult:
+            team: Optional[distributed.Team] = None, leave_team: bool = True) -> RunResult:
   """Runs `driver` over every case not already done in `driver.options.out_dir`.
 
   With a `team` (`sgscn_jax.running.distributed`), this process segments only its share of
   the cases not done; process 0 writes run.json and, once every share is done, the merged
-  outputs (the others return their own rows and an empty summary). Raises
+  outputs (the others return their own rows and an empty summary). This run is one round of
+  the team; `leave_team=False` keeps the team together for another round (a table's next
+  run folder), `True` ends it. Raises
   `distributed.IncompleteRun` on process 0 if another process died, and
   `folder.RunFolderError` for a folder that cannot be made or written, that another run
   holds, or whose finished cases were made with other result settings (`folder`).
@@ -263,11 +265,12 @@ def execute(cases: Sequence[Case], driver: Driver, config, *,
   # One writer per folder: the leader holds run.lock for the whole run (the other
   # processes of a team write their shares into the same folder by design).
   with folder.RunLock(out) if leader else contextlib.nullcontext():
-    return _execute(cases, driver, config, out, leader, run_info, team)
+    return _execute(cases, driver, config, out, leader, run_info, team, leave_team)
 
 
 def _execute(cases, driver: Driver, config, out: Path, leader: bool,
-             run_info: Optional[Dict[str, Any]], team: Optional[distributed.Team]) -> RunResult:
+             run_info: Optional[Dict[str, Any]], team: Optional[distributed.Team],
+             leave_team: bool) -> RunResult:
   options = driver.options
   if leader:
     has_results = any((out / results.CASES_DIR).glob("*.json"))
@@ -309,7 +312,8 @@ def _execute(cases, driver: Driver, config, out: Path, leader: bool,
   bar.close()
   own_failures = list(failures)
   if team is not None:
-    failures = team.gather(failures, cases, lambda c: results.case_path(out, c.case_id))
+    failures = team.gather(failures, cases, lambda c: results.case_path(out, c.case_id),
+                           leave=leave_team)
     if failures is None:  # not the leader: process 0 merges
       return RunResult([results.read_case(out, c.case_id) for c in pending
                         if results.case_path(out, c.case_id).exists()], own_failures, {})
