@@ -270,7 +270,7 @@ def test_a_table_on_two_processes_equals_the_table_of_one(tmp_path):
 
   def command(out, *extra):
     return [sys.executable, "-m", "experiments.reproduce_tables", "--quick", "--noablation",
-            "--seeds=0,1", "--methods=sgscn,kmeans:2", "--dataset=folder",
+            "--seeds=0,1", "--methods=kmeans:2,otsu", "--dataset=folder",
             f"--images={data / 'images'}", f"--masks={data / 'masks'}", "--size=native",
             "--batch_size=1", "--figure_cases=1", "--limit=4", f"--out_dir={out}", *extra]
 
@@ -290,7 +290,7 @@ def test_a_table_on_two_processes_equals_the_table_of_one(tmp_path):
   # Four folders (2 runs x 2 seeds), each dealt: equal sizes go round-robin, two cases each.
   assert err0.count("process 0: 2 case(s) to segment") == 4, err0[-3000:]
   assert err1.count("process 1: 2 case(s) to segment") == 4, err1[-3000:]
-  for slug in ("sgscn", "kmeans_k2"):
+  for slug in ("kmeans_k2", "otsu"):
     for seed in (0, 1):
       assert _table_rows(tmp_path / "pair", slug, seed) == _table_rows(tmp_path / "single",
                                                                        slug, seed)
