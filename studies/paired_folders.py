@@ -8,13 +8,19 @@ cases and seeds run twice (e.g. with and without `--despeckle`), every protocol.
       "in sample=runs/tables_ph2_cuts/cuts/seed{s}" --seeds 0
 
 Prints, per protocol, the means and `tables.paired_text` of A - B (a bootstrap interval
-over cases of the per-case mean over seeds, as the tables print it).
+over cases of the per-case mean over seeds, as the tables print it). With `--cases N`, then
+the N cases whose difference under `--rule` (default object) is largest in size, each with
+its DSC in A and B (means over seeds), its number of labels left in A, and the share of the
+summed difference they carry: where a gap between two methods comes from.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
 
 from sgscn_jax.evaluation import protocols
 from sgscn_jax.reporting import tables
@@ -43,11 +49,55 @@ def column(spec: str, seeds) -> tables.Column:
   return tables.Column(title, title, summaries, {}, rows)
 
 
+def case_differences(a: tables.Column, b: tables.Column, rule: str
+                     ) -> List[Tuple[str, float, float]]:
+  """`[(case id, DSC of A, DSC of B)]` in %, each the mean over the seeds that scored the
+  case in both columns, for the cases both columns hold; largest |A - B| first."""
+  key = f"{rule}.{_DSC.key}"
+  pairs: Dict[str, List[Tuple[float, float]]] = {}
+  for rows_a, rows_b in zip(a.rows, b.rows):
+    by_id = {r["case_id"]: r for r in rows_b}
+    for r in rows_a:
+      other = by_id.get(r["case_id"])
+      if other is not None and r.get(key) is not None and other.get(key) is not None:
+        pairs.setdefault(r["case_id"], []).append((r[key], other[key]))
+  out = [(case, 100 * float(np.mean([p[0] for p in v])), 100 * float(np.mean([p[1] for p in v])))
+         for case, v in pairs.items()]
+  return sorted(out, key=lambda t: (-abs(t[1] - t[2]), t[0]))
+
+
+def _labels_left(column: tables.Column) -> Dict[str, float]:
+  counts: Dict[str, List[float]] = {}
+  for rows in column.rows:
+    for r in rows:
+      if r.get("n_labels") is not None:
+        counts.setdefault(r["case_id"], []).append(r["n_labels"])
+  return {case: float(np.mean(v)) for case, v in counts.items()}
+
+
+def print_cases(a: tables.Column, b: tables.Column, rule: str, n: int) -> None:
+  diffs = case_differences(a, b, rule)
+  total = sum(x - y for _, x, y in diffs)
+  labels = _labels_left(a)
+  shown = diffs[:n]
+  part = sum(x - y for _, x, y in shown)
+  share = f"{100 * part / total:.0f} %" if total else "n/a"
+  print(f"{protocols.PROTOCOL_NAMES[rule]}: the {len(shown)} largest of {len(diffs)} paired "
+        f"differences ({a.title} - {b.title}) sum to {part:+.1f} of {total:+.1f} ({share}):")
+  for case, x, y in shown:
+    left = f", {labels[case]:.1f} labels left in {a.title}" if case in labels else ""
+    print(f"  {case}: {a.title} {x:.1f}, {b.title} {y:.1f}, {x - y:+.1f}{left}")
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("a", help="title=folder pattern with {s} for the seed")
   parser.add_argument("b", help="title=folder pattern with {s} for the seed")
   parser.add_argument("--seeds", default="0")
+  parser.add_argument("--cases", type=int, default=0,
+                      help="then list the N cases with the largest |A - B|")
+  parser.add_argument("--rule", default="object", choices=sorted(protocols.PROTOCOLS),
+                      help="the protocol of --cases")
   args = parser.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
   a, b = column(args.a, seeds), column(args.b, seeds)
@@ -56,6 +106,8 @@ def main() -> None:
     if text:
       means = ", ".join(f"{c.title} {_mean_dsc(c, rule):.1f}" for c in (a, b))
       print(f"{protocols.PROTOCOL_NAMES[rule]}: DSC {means}; {text}")
+  if args.cases:
+    print_cases(a, b, args.rule, args.cases)
 
 
 def _mean_dsc(column: tables.Column, rule: str) -> float:

@@ -35,3 +35,19 @@ def test_a_column_of_two_halves_pairs_with_the_whole(tmp_path):
 def test_a_folder_without_cases_is_named(tmp_path):
   with pytest.raises(SystemExit, match="holds no finished cases"):
     paired_folders.column(f"x={tmp_path}/missing_s{{s}}", [0])
+
+
+def test_the_cases_that_carry_a_gap_are_listed_largest_first(tmp_path, capsys):
+  b = {"c1": 0.9, "c2": 0.7, "c3": 0.7}
+  for s, a in enumerate([{"c1": 0.0, "c2": 0.8, "c3": 0.7}, {"c1": 0.2, "c2": 0.8, "c3": 0.6}]):
+    _folder(tmp_path, f"a_s{s}", a)
+    _folder(tmp_path, f"b_s{s}", b)
+  col_a = paired_folders.column(f"A={tmp_path}/a_s{{s}}", [0, 1])
+  col_b = paired_folders.column(f"B={tmp_path}/b_s{{s}}", [0, 1])
+  diffs = paired_folders.case_differences(col_a, col_b, "object")
+  assert [d[0] for d in diffs] == ["c1", "c2", "c3"]
+  assert diffs[0][1:] == pytest.approx((10.0, 90.0)) and diffs[2][1:] == pytest.approx((65.0, 70.0))
+  paired_folders.print_cases(col_a, col_b, "object", 1)
+  out = capsys.readouterr().out
+  # the summed differences: -80 + 10 - 5 = -75; c1 alone carries -80 of it (107 %)
+  assert "sum to -80.0 of -75.0 (107 %)" in out and "c1: A 10.0, B 90.0, -80.0" in out
