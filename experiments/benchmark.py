@@ -162,6 +162,9 @@ def child_loop() -> dict:
          "compile_seconds": first[FLAGS.n2] - statistics.median(runs[FLAGS.n2]),
          "recompiled": recompiled,
          "peak_rss_mib": _peak_rss_mib(), **out_config}
+  if per_iter <= 0:  # a loaded machine: the n2 run was no slower than the n1 run
+    out["warning"] = (f"t(n2) - t(n1) <= 0: noise exceeds {FLAGS.n2 - FLAGS.n1} iteration(s); "
+                      "this ms / iteration is not a measurement (raise --n2 or --repeats)")
   out.update(_rates(hw, shape, FLAGS.n_channels, FLAGS.repeats + 2))
   out["fraction_of_matmul"] = out["gflops_per_s"] / out["matmul_gflops_per_s"]
   if FLAGS.method != "sgscn":  # the FLOP model is SGSCN's network
@@ -270,6 +273,8 @@ def table(report: dict) -> str:
            f"  compile s / recompiled   {loop.get('compile_seconds', float('nan')):9.2f}"
            f"   / {loop.get('recompiled')}",
            f"  peak RSS MiB             {loop.get('peak_rss_mib', float('nan')):9.0f}"]
+  if "warning" in loop:
+    lines.append(f"  WARNING: {loop['warning']}")
   if "compare" in report:
     other = {"sgscn": "SGSCN", "s3net": "S3-Net"}[report["compare"]["method"]]
     other_loop = report["compare"]
@@ -277,6 +282,8 @@ def table(report: dict) -> str:
     lines.append(f"  {other} ms / iteration {ms:11.1f}"
                  f"   {name} / {other} = {report.get('ratio_to_compare', float('nan')):.3f}"
                  f"   ({other} peak RSS {other_loop.get('peak_rss_mib', float('nan')):.0f} MiB)")
+    if "warning" in other_loop:
+      lines.append(f"  WARNING ({other}): {other_loop['warning']}")
   if "torch" in report:
     t = report["torch"]
     lines.append(f"  PyTorch ms / iteration   {t.get('ms_per_iteration', float('nan')):9.1f}"

@@ -57,8 +57,12 @@ def test_benchmark_times_s3net_and_sgscn_in_one_run(tmp_path):
     assert math.isfinite(loop["ms_per_iteration"]) and loop["recompiled"] is False
     assert loop["peak_rss_mib"] > 0
   assert isinstance(report["compare"]["gflops_per_s"], float)
+  # the JSON rounds to 3 decimals; on a loaded machine a 12x12 iteration is noise and the
+  # ratio can be near zero (or negative, with a warning in the loop's entry)
   assert math.isclose(report["ratio_to_compare"], report["loop"]["ms_per_iteration"]
-                      / report["compare"]["ms_per_iteration"], rel_tol=1e-2)
+                      / report["compare"]["ms_per_iteration"], rel_tol=1e-2, abs_tol=2e-3)
+  for loop in (report["loop"], report["compare"]):
+    assert "warning" in loop or loop["ms_per_iteration"] >= 0
 
 
 def test_cuts_benchmark_fits_segments_and_writes_its_json(tmp_path):
