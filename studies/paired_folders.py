@@ -51,18 +51,13 @@ def column(spec: str, seeds) -> tables.Column:
 
 def case_differences(a: tables.Column, b: tables.Column, rule: str
                      ) -> List[Tuple[str, float, float]]:
-  """`[(case id, DSC of A, DSC of B)]` in %, each the mean over the seeds that scored the
-  case in both columns, for the cases both columns hold; largest |A - B| first."""
-  key = f"{rule}.{_DSC.key}"
-  pairs: Dict[str, List[Tuple[float, float]]] = {}
-  for rows_a, rows_b in zip(a.rows, b.rows):
-    by_id = {r["case_id"]: r for r in rows_b}
-    for r in rows_a:
-      other = by_id.get(r["case_id"])
-      if other is not None and r.get(key) is not None and other.get(key) is not None:
-        pairs.setdefault(r["case_id"], []).append((r[key], other[key]))
-  out = [(case, 100 * float(np.mean([p[0] for p in v])), 100 * float(np.mean([p[1] for p in v])))
-         for case, v in pairs.items()]
+  """`[(case id, DSC of A, DSC of B)]` in %, each the mean over seeds, for the cases the
+  paired difference compares (`tables.paired_values`); largest |A - B| first."""
+  paired = tables.paired_values(a, b, _DSC, rule)
+  if paired is None:
+    return []
+  ids, va, vb = paired
+  out = [(case, float(x), float(y)) for case, x, y in zip(ids, va.mean(0), vb.mean(0))]
   return sorted(out, key=lambda t: (-abs(t[1] - t[2]), t[0]))
 
 

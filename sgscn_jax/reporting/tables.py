@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -248,18 +248,12 @@ class Paired(NamedTuple):
   n: int                      # (case, seed) pairs compared
 
 
-def paired_difference(a: Column, b: Column, metric: Metric = METRICS[0],
-                      rule: str = "largest_overlap", resamples: int = 2000,
-                      seed: int = 0) -> Optional[Paired]:
-  """Paired comparison of two columns run on the same cases and seeds.
-
-  For seed s and case i with both values finite, d_si = a_si − b_si (in the metric's
-  unit). Cases are the ones present in every seed of both columns, so that the
-  bootstrap can resample cases: with d_i = (1/S) sum_s d_si, the interval is the 2.5th
-  and 97.5th percentiles of mean(d_i over a resample of the cases, with replacement)
-  over `resamples` draws. "Better" follows `metric.better`. None when the columns
-  share no seed rows.
-  """
+def paired_values(a: Column, b: Column, metric: Metric = METRICS[0],
+                  rule: str = "largest_overlap"
+                  ) -> Optional[Tuple[List[str], np.ndarray, np.ndarray]]:
+  """`(case ids, A [S, N], B [S, N])` in the metric's unit: the cases finite in every
+  seed of both columns (the ones `paired_difference` compares), sorted; None when the
+  columns share no seed rows or no such case."""
   seeds = min(len(a.rows), len(b.rows))
   key = f"{rule}.{metric.key}"
   values = []
@@ -274,7 +268,28 @@ def paired_difference(a: Column, b: Column, metric: Metric = METRICS[0],
       for va, vb in values)))
   if not ids:
     return None
-  d = np.array([[va[i] - vb[i] for i in ids] for va, vb in values]) * _scale(metric)  # [S, N]
+  scale = _scale(metric)
+  return (ids, np.array([[va[i] for i in ids] for va, _ in values]) * scale,
+          np.array([[vb[i] for i in ids] for _, vb in values]) * scale)
+
+
+def paired_difference(a: Column, b: Column, metric: Metric = METRICS[0],
+                      rule: str = "largest_overlap", resamples: int = 2000,
+                      seed: int = 0) -> Optional[Paired]:
+  """Paired comparison of two columns run on the same cases and seeds.
+
+  For seed s and case i with both values finite, d_si = a_si − b_si (in the metric's
+  unit). Cases are the ones present in every seed of both columns, so that the
+  bootstrap can resample cases: with d_i = (1/S) sum_s d_si, the interval is the 2.5th
+  and 97.5th percentiles of mean(d_i over a resample of the cases, with replacement)
+  over `resamples` draws. "Better" follows `metric.better`. None when the columns
+  share no seed rows.
+  """
+  paired = paired_values(a, b, metric, rule)
+  if paired is None:
+    return None
+  ids, va, vb = paired
+  d = va - vb  # [S, N]
   sign = 1.0 if metric.better == "higher" else -1.0
   per_case = d.mean(axis=0)
   draws = np.random.default_rng(seed).integers(0, len(ids), size=(resamples, len(ids)))
