@@ -12,6 +12,16 @@ over cases of the per-case mean over seeds, as the tables print it). With `--cas
 the N cases whose difference under `--rule` (default object) is largest in size, each with
 its DSC in A and B (means over seeds), its number of labels left in A, and the share of the
 summed difference they carry: where a gap between two methods comes from.
+
+With `--vote DATASET DATA_DIR`, then the seeds' saved objects (`objects/<case>.png`) voted
+per case, for A and for B: object_vote(p) = [sum_s object_s(p) > S / 2]
+(`consensus.vote_objects`, an odd number of seeds, no tie), scored against the data set's
+masks; prints each side's voted DSC against its single-seed mean and the paired difference
+of the two votes (one answer per case from S seeds' work on each side):
+
+  python -m studies.paired_folders "S3-Net=docs/tables/ph2_s3net/runs/s3net/seed{s}" \
+      "SGSCN=docs/tables/ph2_s3net/runs/sgscn/seed{s}" --seeds 0,1,2 \
+      --vote ph2 ../shared/data/PH2
 """
 
 from __future__ import annotations
@@ -20,9 +30,11 @@ import argparse
 from pathlib import Path
 from typing import Dict, List, Tuple
 
+import imageio.v3 as iio
 import numpy as np
 
-from sgscn_jax.evaluation import protocols
+from sgscn_jax.data.datasets import list_dataset
+from sgscn_jax.evaluation import consensus, metrics, protocols
 from sgscn_jax.reporting import tables
 from sgscn_jax.running import results
 
@@ -84,6 +96,56 @@ def print_cases(a: tables.Column, b: tables.Column, rule: str, n: int) -> None:
     print(f"  {case}: {a.title} {x:.1f}, {b.title} {y:.1f}, {x - y:+.1f}{left}")
 
 
+def voted_column(title: str, spec: str, seeds, cases, load) -> Tuple[tables.Column, int]:
+  """The column of one "seed" whose rows hold `object.dice` of the per-case vote of the
+  folders' saved objects over `seeds` (cases with an object in every seed), and how many
+  single-seed objects, scored again here, matched their row's `object.dice` (within 1e-6)."""
+  if len(seeds) % 2 == 0:
+    raise SystemExit("error: --vote needs an odd number of seeds (a majority without ties)")
+  single = column(spec, seeds)
+  stored = [{r["case_id"]: r.get(f"object.{_DSC.key}") for r in rows} for rows in single.rows]
+  folders = [[Path(p.format(s=s)) for p in spec.split("=", 1)[1].split(",")] for s in seeds]
+  rows, matched = [], 0
+  for case in cases:
+    paths = []
+    for seed_folders in folders:
+      found = [f / "objects" / f"{case.case_id}.png" for f in seed_folders]
+      found = [f for f in found if f.exists()]
+      paths.append(found[0] if found else None)
+    if any(p is None for p in paths):
+      continue
+    record = load(case)
+    if record.mask is None:
+      continue
+    valid = record.extra.get("valid")
+    masks = np.stack([np.asarray(iio.imread(p)) > 0 for p in paths])
+    for s, mask in enumerate(masks):
+      value = stored[s].get(case.case_id)
+      again = metrics.dice(mask, record.mask, valid)
+      matched += int(value is not None and abs(again - value) < 1e-6)
+    vote = consensus.vote_objects(masks).mask
+    rows.append({"case_id": case.case_id,
+                 f"object.{_DSC.key}": metrics.dice(vote, record.mask, valid)})
+  summaries = [{"metrics": results.summarise(rows, _DSC_KEYS)}]
+  return tables.Column(title, title, summaries, {}, [rows]), matched
+
+
+def print_votes(a_spec: str, b_spec: str, seeds, dataset: str, data_dir: str) -> None:
+  cases, load = list_dataset(dataset, data_dir)
+  voted = []
+  for spec in (a_spec, b_spec):
+    title = spec.split("=", 1)[0]
+    col, matched = voted_column(f"{title} (vote of {len(seeds)})", spec, seeds, cases, load)
+    n = len(col.rows[0])
+    print(f"{title}: object of one seed {_mean_dsc(column(spec, seeds), 'object'):.1f}, "
+          f"vote of seeds {','.join(map(str, seeds))} {_mean_dsc(col, 'object'):.1f} over {n} "
+          f"cases ({matched} of {n * len(seeds)} single objects scored again match their rows)")
+    voted.append(col)
+  text = tables.paired_text(voted[0], voted[1], rule="object")
+  if text:
+    print(f"object, votes: {text}")
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("a", help="title=folder pattern with {s} for the seed")
@@ -93,6 +155,8 @@ def main() -> None:
                       help="then list the N cases with the largest |A - B|")
   parser.add_argument("--rule", default="object", choices=sorted(protocols.PROTOCOLS),
                       help="the protocol of --cases")
+  parser.add_argument("--vote", nargs=2, metavar=("DATASET", "DATA_DIR"),
+                      help="then vote each side's saved objects over the seeds and compare")
   args = parser.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
   a, b = column(args.a, seeds), column(args.b, seeds)
@@ -103,6 +167,8 @@ def main() -> None:
       print(f"{protocols.PROTOCOL_NAMES[rule]}: DSC {means}; {text}")
   if args.cases:
     print_cases(a, b, args.rule, args.cases)
+  if args.vote:
+    print_votes(args.a, args.b, seeds, *args.vote)
 
 
 def _mean_dsc(column: tables.Column, rule: str) -> float:

@@ -51,3 +51,36 @@ def test_the_cases_that_carry_a_gap_are_listed_largest_first(tmp_path, capsys):
   out = capsys.readouterr().out
   # the summed differences: -80 + 10 - 5 = -75; c1 alone carries -80 of it (107 %)
   assert "sum to -80.0 of -75.0 (107 %)" in out and "c1: A 10.0, B 90.0, -80.0" in out
+
+
+def _objects(root, name, masks, gt):
+  """A folder with objects/<case>.png and the rows' object DSC of each mask against gt."""
+  import imageio.v3 as iio
+  from sgscn_jax.evaluation import metrics
+  (root / name / "objects").mkdir(parents=True)
+  for case_id, mask in masks.items():
+    iio.imwrite(root / name / "objects" / f"{case_id}.png", mask.astype(np.uint8) * 255)
+  _folder(root, name, {c: metrics.dice(m, gt[c]) for c, m in masks.items()})
+
+
+def test_the_vote_of_three_seeds_objects_is_the_per_pixel_majority(tmp_path):
+  from types import SimpleNamespace
+  gt = {"c1": np.zeros((8, 8), bool)}
+  gt["c1"][2:6, 2:6] = True                     # a 4x4 square, 16 pixels
+  seeds = [gt["c1"].copy() for _ in range(3)]
+  seeds[0][:, :] = False                        # seed 0 lost the object
+  seeds[1][6:, :] = True                        # seed 1 took two extra rows (16 pixels)
+  # seed 2 found it exactly; the majority is the square: DSC 1, while the seeds' mean is
+  # (0 + 2*16/48 + 1) / 3 = (0 + 2/3 + 1) / 3
+  for s, mask in enumerate(seeds):
+    _objects(tmp_path, f"a_s{s}", {"c1": mask}, gt)
+  cases = [SimpleNamespace(case_id="c1")]
+  load = lambda case: SimpleNamespace(mask=gt[case.case_id], extra={})  # noqa: E731
+  voted, matched = paired_folders.voted_column("A", f"A={tmp_path}/a_s{{s}}", [0, 1, 2],
+                                               cases, load)
+  assert matched == 3
+  assert voted.rows[0] == [{"case_id": "c1", "object.dice": 1.0}]
+  single = paired_folders.column(f"A={tmp_path}/a_s{{s}}", [0, 1, 2])
+  assert paired_folders._mean_dsc(single, "object") == pytest.approx(100 * (2 / 3 + 1) / 3)
+  with pytest.raises(SystemExit, match="odd number of seeds"):
+    paired_folders.voted_column("A", f"A={tmp_path}/a_s{{s}}", [0, 1], cases, load)
