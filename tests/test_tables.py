@@ -95,6 +95,32 @@ def test_markdown_and_csv_layout():
   assert tables.ranking(columns) == "SGSCN 70.0 > k-means k=5 50.0"
 
 
+def test_an_infinite_mean_says_which_rows_made_it():
+  inf, nan = float("inf"), float("nan")
+  key = "largest_overlap.xor_over_intersection"
+  rows = [[{"case_id": "x", key: 0.5}, {"case_id": "y", key: "inf"}, {"case_id": "z", key: nan}],
+          [{"case_id": "x", key: inf}, {"case_id": "y", key: 0.2}, {"case_id": "z", key: 0.1}]]
+  xor_i = tables.METRICS[4]
+  assert xor_i.key == "xor_over_intersection"
+  a = tables.Column("a", "A", [_summary(0.6, 0.1, 2.0)] * 2, rows=rows)
+  # NaN (not scored) is left out of the count, +inf and "inf" are counted.
+  assert tables.infinite_counts(a, xor_i) == (2, 5)
+  finite = dict(_summary(0.6, 0.1, 2.0))
+  finite["metrics"] = dict(finite["metrics"])
+  finite["metrics"][key] = {"mean": 0.3, "std": 0.1, "n": 3, "n_nan": 0}
+  b = tables.Column("b", "B", [finite] * 2, rows=[[{"case_id": "x", key: 0.3}]] * 2)
+  md = tables.table_markdown([a, b], "T")
+  assert "| XOR/I (%) ↓ | inf | 30.0 ± 0.0 |" in md
+  note = [line for line in md.splitlines() if line.startswith("XOR/I is infinite")]
+  assert len(note) == 1
+  assert note[0].endswith("run's mean infinite: A in 2 of 5 case-seed pairs.")
+  assert "A∩B = ∅" in note[0] and "B in" not in note[0]
+  # Without per-case rows the column is still named.
+  assert "infinite: A." in tables.table_markdown([a._replace(rows=())], "T")
+  # No infinite cell, no note.
+  assert "is infinite" not in tables.table_markdown([b], "T")
+
+
 def test_paper_numbers_follow_reference():
   assert tables.paper_ph2("kmeans", 3) == {"dice": 71.3, "hm_published": 130.8, "xor": 41.3}
   assert tables.paper_ph2("kmeans", 4)["dice"] == 67.7

@@ -196,6 +196,38 @@ def ranking(columns: Sequence[Column], metric: Metric = METRICS[0],
   return sign.join(f"{t} {_fmt(v, 1)}" for v, t in scored)
 
 
+def infinite_counts(column: Column, metric: Metric, rule: str = "largest_overlap"
+                    ) -> Tuple[int, int]:
+  """`(infinite, scored)`: of the column's case-seed rows that hold a number for the
+  metric, how many hold +-inf (an unbounded ratio whose denominator is 0, e.g. XOR/I where
+  the prediction misses the ground truth: A∩B = ∅). Such a row makes its run's mean
+  infinite; this says how many rows did it."""
+  key = f"{rule}.{metric.key}"
+  values = [_number(r.get(key)) for seed in column.rows for r in seed]
+  scored = [v for v in values if not math.isnan(v)]
+  return sum(math.isinf(v) for v in scored), len(scored)
+
+
+def _infinite_note(columns: Sequence[Column], cells: Sequence[Mapping[str, Cell]],
+                   rule: str) -> List[str]:
+  """One line per metric with an infinite cell: which columns, in how many rows."""
+  lines = []
+  for m in METRICS:
+    parts = []
+    for column, cell in zip(columns, cells):
+      if not math.isinf(cell[m.key].mean):
+        continue
+      n_inf, n = infinite_counts(column, m, rule)
+      parts.append(f"{column.title} in {n_inf} of {n} case-seed pairs" if n
+                   else column.title)
+    if parts:
+      why = (" (a prediction that misses the ground truth: A∩B = ∅)"
+             if m.key == "xor_over_intersection" else "")
+      lines.append(f"{m.label} is infinite for an image whose denominator is 0{why}, and one "
+                   "such image makes its run's mean infinite: " + "; ".join(parts) + ".")
+  return lines
+
+
 def table_markdown(columns: Sequence[Column], title: str, rule: str = "largest_overlap",
                    findings: Sequence[str] = (), notes: Sequence[str] = (),
                    decimals: int = 1) -> str:
@@ -225,6 +257,9 @@ def table_markdown(columns: Sequence[Column], title: str, rule: str = "largest_o
   lines += ["", f"Cells: mean over images of each run, then over seeds; {spread}. "
             "The standard deviation over images is in the CSV. ↑ higher is better, "
             "↓ lower is better."]
+  infinite = _infinite_note(columns, cells, rule)
+  if infinite:
+    lines += [""] + infinite
   if findings:
     lines += [""] + [f"- {f}" for f in findings]
   lines += ["", "Metrics (A = prediction, B = ground truth, "
