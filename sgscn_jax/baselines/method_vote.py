@@ -218,6 +218,6 @@ def segment_image(key, image, config: VoteConfig) -> MethodVote:
 # registered by `sgscn_jax.builtin_methods`; a vote without members is refused when run.
 METHOD = registry.Method(
     name=NAME, title="vote", core=segment_image, default_config=VoteConfig(),
-    quick_config=VoteConfig(), make_entry_points=VoteEntryPoints,
+    quick_config=VoteConfig(), make_entry_points=VoteEntryPoints, members_config=VoteConfig,
     description="a per-pixel majority of several methods' mask-free objects "
                 "(vote:A,B,C; ties: the first member's object)")
