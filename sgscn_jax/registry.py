@@ -31,7 +31,7 @@ import dataclasses
 import functools
 import re
 import types
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from sgscn_jax.core.batching import EntryPoints
 from sgscn_jax.core.host import HostEntryPoints
@@ -109,6 +109,34 @@ class Method:
   def segment_batch(self, keys, images, config=None, **kwargs):
     return self.entry_points().segment_batch(keys, images, config or self.default_config,
                                              **kwargs)
+
+
+class FitContext(NamedTuple):
+  """What the image runner tells a data-set method's `fit` besides the images, for a fit
+  that needs it (`fit(images, config, key, context=FitContext(...))`; a `fit` without a
+  `context` parameter is called without it).
+
+  Attributes:
+    ids: the fit images' ids, in the order of `images`.
+    objects: the run's object step settings (`evaluation.objects.ObjectConfig`: the data
+      set's prior), or None for a run without objects.
+    out_dir: the run folder (a `Path`), where a fit may keep what it computes per image so
+      that a resume does not compute it again; None outside a run.
+    seed: the run's seed.
+  """
+  ids: Tuple[str, ...]
+  objects: Any = None
+  out_dir: Any = None
+  seed: int = 0
+
+
+def fit_method(method: "Method", images: Sequence[Any], config: Any, key: Any,
+               context: Optional[FitContext] = None) -> Any:
+  """`method.fit(images, config, key)`, with `context=` where the fit takes it."""
+  import inspect
+  if context is not None and "context" in inspect.signature(method.fit).parameters:
+    return method.fit(images, config, key, context=context)
+  return method.fit(images, config, key)
 
 
 @functools.lru_cache(maxsize=None)
