@@ -17,10 +17,11 @@ With `--vote DATASET DATA_DIR`, then the seeds' saved objects (`objects/<case>.p
 per case, for A and for B: object_vote(p) = [sum_s object_s(p) > S / 2]
 (`consensus.vote_objects`, an odd number of seeds, no tie), scored against the data set's
 masks; prints each side's voted DSC against its single-seed mean and the paired difference
-of the two votes (one answer per case from S seeds' work on each side):
+of the two votes (one answer per case from S seeds' work on each side; the S3-Net and SGSCN
+folders are `records/ph2_s3net.tar.gz` unpacked into runs/tables_ph2_s3net, records/README.md):
 
-  python -m studies.paired_folders "S3-Net=docs/tables/ph2_s3net/runs/s3net/seed{s}" \
-      "SGSCN=docs/tables/ph2_s3net/runs/sgscn/seed{s}" --seeds 0,1,2 \
+  python -m studies.paired_folders "S3-Net=runs/tables_ph2_s3net/s3net/seed{s}" \
+      "SGSCN=runs/tables_ph2_s3net/sgscn/seed{s}" --seeds 0,1,2 \
       --vote ph2 ../shared/data/PH2
 """
 
