@@ -6,7 +6,7 @@ r"""SGSCN's comparison on a data set: Table 1 (every method, one protocol), the 
   python -m experiments.reproduce_tables --dataset folder --images imgs/ --masks masks/ \
       --seeds 0,1,2 --methods sgscn,iic,kmeans:3
 
-Each (method, setting, seed) runs through `sgscn_jax.image_runs.run_dataset` into
+Each (method, setting, seed) runs through `sgscn_jax.running.images.run_dataset` into
 `<out_dir>/<run>/seed<s>/` (resumable: rerun the same command to finish), then the tables
 are built from those runs' summaries: table1.{md,csv}, ablation.{md,csv,png}, the same
 under the mask-free rule (*_central.*), cases.png and run_log.{csv,json}. Under each table,

@@ -18,7 +18,7 @@ Several processes (`--distributed`, or the explicit `--coordinator_address`,
 process 0 writes the merged summary; see docs/DISTRIBUTED.md.
 
 This file only turns flags into a `Config` and `RunOptions`; the work is
-`sgscn_jax.image_runs.run_dataset`. Exit status 1 if any case failed (see failures.csv),
+`sgscn_jax.running.images.run_dataset`. Exit status 1 if any case failed (see failures.csv),
 3 if a process of a distributed run died before finishing its share (rerun to complete).
 """
 
@@ -36,6 +36,7 @@ from absl import flags
 import jax
 
 from sgscn_jax import Config, registry
+from sgscn_jax.errors import UserError
 from sgscn_jax.baselines import method_vote
 from sgscn_jax.core import sharding
 from sgscn_jax.core.config import parse_schedule
@@ -273,40 +274,71 @@ def _config_of(method) -> object:
   return method.default_config
 
 
-# --method_options: fields of the method's config, typed as their defaults (the library's).
-method_options = registry.config_with_options
+def spec_from_flags() -> registry.MethodSpec:
+  """--method in the registry's grammar (`registry.GRAMMAR`: kmeans:5,
+  iic:k=4,steps=100, vote:sgscn+kmeans:5+otsu_blue), with the older --k and
+  --method_options folded into it (`--method kmeans --k 5` is `--method kmeans:5`)."""
+  spec = registry.parse_method(FLAGS.method)
+  extra = []
+  if FLAGS.k is not None:
+    if spec.members:
+      raise registry.MethodSpecError(f"--k with --method {FLAGS.method}: give each member of "
+                                     "a vote its own k, e.g. vote:kmeans:5+otsu_blue")
+    extra.append(f"k={FLAGS.k}")
+  extra += [item for item in FLAGS.method_options if item.strip()]
+  if extra:
+    if spec.members:
+      raise registry.MethodSpecError(f"--method_options with --method {FLAGS.method}: give "
+                                     "each member its own fields, e.g. "
+                                     "vote:iic:k=4,steps=100+otsu_blue")
+    text = str(spec) + (":" if ":" not in str(spec) else ",") + ",".join(extra)
+    spec = registry.parse_method(text)
+  return spec
+
+
+def run_name(spec: registry.MethodSpec) -> str:
+  """The run's method name (rows, summaries, the default --out_dir): the method's name (its
+  config, options included, is recorded in run.json), or a vote's slug
+  (vote_kmeans_k5+otsu_blue)."""
+  return spec.slug if spec.members else spec.name
 
 
 def method_from_flags():
-  """`(name, batched method, its config)` for --method (SGSCN's config from the SGSCN flags,
-  another method's its registered default with --k; a vote's members each theirs, the name
-  its slug, e.g. vote_kmeans_k5+otsu)."""
-  batching = dict(batching=None if FLAGS.batching == "auto" else FLAGS.batching,
-                  chunk_size=FLAGS.chunk_size)
-  if method_vote.is_vote(FLAGS.method):
-    if FLAGS.k is not None:
-      raise ValueError("--k: give each member of a vote its own k, e.g. vote:kmeans:5,otsu")
-    members = method_vote.parse_members(FLAGS.method)
-    configs = {name: _config_of(registry.get_method(name)) for name, _ in members}
-    config = method_vote.vote_config(members, configs)
+  """`(spec, name, its config)` for --method: SGSCN's config from the SGSCN flags (and a
+  preset of it, s3net, with the flags given), another method's registered default, each
+  with the fields the spec sets; a vote's members each theirs."""
+  spec = spec_from_flags()
+  names = [m.name for m in spec.members] or [spec.name]
+  base = {name: _config_of(registry.get_method(name)) for name in names}
+  config = spec.config(base)
+  if spec.members:
     method_vote.check_options(config, objects=objects_from_flags(),
                               seeds_per_image=FLAGS.seeds_per_image)
-    return (config.slug, functools.partial(registry.get_method(method_vote.NAME).segment_batch,
-                                           **batching), config)
-  if FLAGS.method not in registry.METHODS:
-    raise ValueError(f"--method {FLAGS.method!r}: unknown method; choose from "
-                     f"{', '.join(METHOD_NAMES)} or vote:A,B,C (e.g. vote:kmeans:5,otsu)")
-  method = registry.get_method(FLAGS.method)
-  if isinstance(method.default_config, Config):  # SGSCN, or a preset of it (s3net)
-    batched = functools.partial(method.segment_batch, **batching)
-    return method.name, batched, _config_of(method)
-  config = method.default_config
-  if FLAGS.k is not None:
-    if not method.takes_k:
-      raise ValueError(f"--k: {method.name} takes no number of clusters")
-    config = dataclasses.replace(config, k=FLAGS.k)
-  config = method_options(config, FLAGS.method_options)
-  return method.name, method.segment_batch, config
+  return spec, run_name(spec), config
+
+
+def call_kwargs_from_flags() -> dict:
+  """--batching and --chunk_size, for the method's `segment_batch` (host methods ignore
+  them)."""
+  return dict(batching=None if FLAGS.batching == "auto" else FLAGS.batching,
+              chunk_size=FLAGS.chunk_size)
+
+
+def check_fit_dir() -> None:
+  """--fit_dir names a folder holding at least one image, or the run stops here, before any
+  work, with one line."""
+  if FLAGS.fit_dir is None:
+    return
+  path = FLAGS.fit_dir
+  if not os.path.isdir(path):
+    what = "is a file" if os.path.exists(path) else "does not exist"
+    raise UserError(f"--fit_dir {path} {what}: name a folder of images to fit the method on")
+  try:
+    cases, _ = list_dataset("folder", path)
+  except ValueError as e:
+    raise UserError(f"--fit_dir {path}: {e}") from None
+  if not cases:
+    raise UserError(f"--fit_dir {path} holds no images to fit the method on")
 
 
 def list_cases():

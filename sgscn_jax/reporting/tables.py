@@ -1,7 +1,7 @@
 """The paper's Table 1 layout, built from finished runs' summaries (host side, no JAX).
 
 A table has one column per method and one row per metric. Each column holds the runs of
-one method over S seeds (`pipeline.run_dataset` summaries, one per seed). For metric m
+one method over S seeds (`running.images.run_dataset` summaries, one per seed). For metric m
 of column c, with `mean_s` and `std_s` the mean and standard deviation over images of
 run s (as in its `summary.json`, population std, n = images), the cell is
 
