@@ -52,8 +52,10 @@ from experiments import benchmark_cuts   # defines the --cuts_* flags (imports n
 from sgscn_jax.reporting import console
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("method", "sgscn", ["sgscn", "s3net", "cuts"],
-                  "The loop timed: SGSCN's (--n_conv blocks) or the s3net preset's.")
+TIMED = ("sgscn", "s3net", "cuts")
+flags.DEFINE_string("method", "sgscn", "The method timed, in the method grammar (docs/USAGE.md): "
+                    "sgscn (--n_conv blocks), s3net (its preset) or cuts; the sizes are this "
+                    "script's flags.")
 flags.DEFINE_string("size", "256", "Image size: N (square) or HxW.")
 flags.DEFINE_integer("channels", 3, "Input channels (1 grey, 3 RGB).")
 flags.DEFINE_integer("n_channels", 100, "Network channels C.")
@@ -299,6 +301,18 @@ def table(report: dict) -> str:
   return "\n".join(lines)
 
 
+def timed_method(text: str) -> str:
+  """The name of the method --method names (the registry's grammar), which must be one this
+  benchmark times, with its own settings; a `UserError` (one line, exit 2) otherwise."""
+  from sgscn_jax import registry
+  from sgscn_jax.errors import UserError
+  spec = registry.parse_method(text)
+  if spec.name not in TIMED or spec.options or spec.members:
+    raise UserError(f"--method {text}: the benchmark times {', '.join(TIMED)} with its own "
+                    "size flags (--size, --n_channels, --n_conv); name one of them alone")
+  return spec.name
+
+
 def main(argv):
   if FLAGS.child:
     kind = FLAGS.child
@@ -306,6 +320,7 @@ def main(argv):
               else child_batch(int(kind.split(":")[1])))
     print(json.dumps(result))
     return 0
+  FLAGS.method = timed_method(FLAGS.method)
   if FLAGS.method == "cuts":   # a data-set method: its fit, then per-image segmentation
     _write_report(benchmark_cuts.run())
     return 0

@@ -29,7 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-from absl import app
 from absl import flags
 
 from sgscn_jax.reporting import console
@@ -38,7 +37,9 @@ FLAGS = flags.FLAGS
 METHODS = ("sgscn_3d", "sgscn_slices", "kmeans", "jule")
 flags.DEFINE_integer("resolution", 2, "Template resolution in mm (nilearn ships 1 and 2).")
 flags.DEFINE_string("out_dir", "runs/mni152", "Output folder.")
-flags.DEFINE_list("methods", list(METHODS), f"Any of {METHODS}.")
+flags.DEFINE_string("methods", ",".join(METHODS), "Comma-separated: sgscn_3d and sgscn_slices "
+                    "(SGSCN in 3D or slice by slice), and kmeans or jule in the method grammar "
+                    "(docs/USAGE.md), e.g. kmeans:3,jule:k=4,patch_size=5.")
 flags.DEFINE_integer("margin", 2, "Voxels kept around the brain mask's bounding box.")
 flags.DEFINE_integer("factor", 1, "Downsampling factor of the cropped template.")
 flags.DEFINE_integer("iterations", 50, "SGSCN: maximum iterations.")
@@ -76,6 +77,36 @@ def load_template(resolution: int, margin: int):
   return full.volume[crop], gm[crop], wm[crop], crop, full
 
 
+SGSCN_MODES = ("sgscn_3d", "sgscn_slices")
+REGISTERED = ("kmeans", "jule")   # registered methods this experiment runs on the template
+
+
+def parse_methods(text: str) -> list:
+  """--methods: each item `sgscn_3d`, `sgscn_slices`, or kmeans / jule in the registry's
+  grammar (`kmeans:3`, `jule:k=4,patch_size=5`); a `UserError` (one line) for any other."""
+  from sgscn_jax import registry
+  from sgscn_jax.errors import UserError
+  items = []
+  for item in registry.split_specs(text):
+    if item not in SGSCN_MODES:
+      spec = registry.parse_method(item)
+      if spec.name not in REGISTERED or spec.members:
+        raise UserError(f"--methods {item}: this experiment runs {', '.join(SGSCN_MODES)} "
+                        f"and {', '.join(REGISTERED)} (in the method grammar, e.g. kmeans:3)")
+      item = str(spec)
+    items.append(item)
+  if len(set(items)) != len(items):
+    raise UserError(f"--methods {text}: a method is named twice")
+  return items
+
+
+def _file_stem(method: str) -> str:
+  """A method's name in file names: `kmeans`, `jule_k4_patch_size-5`."""
+  from sgscn_jax import registry
+  return method if method in SGSCN_MODES else (
+      registry.parse_method(method).slug if ":" in method else method)
+
+
 def _worker(method: str) -> dict:
   import jax
   import numpy as np
@@ -111,21 +142,23 @@ def _worker(method: str) -> dict:
     row.update(n_channels=plan.n_channels, min_labels=FLAGS.min_labels,
                estimated_mb=round(plan.estimated_bytes / 1e6),
                estimated_seconds=round(plan.estimated_seconds))
-  elif method == "jule":
+  elif method.partition(":")[0] == "jule":
     from sgscn_jax.jule import method as jule
-    from sgscn_jax.registry import config_with_options
-    config = config_with_options(jule.JuleConfig(k=FLAGS.k), FLAGS.jule_options)
+    from sgscn_jax.registry import config_with_options, parse_method
+    config = parse_method(method).config({"jule": jule.JuleConfig(k=FLAGS.k)})
+    config = config_with_options(config, FLAGS.jule_options)
     plan = jule.plan_memory(work_shape, 1, config, spacing=work_spacing, factor=1,
                             memory_limit=FLAGS.memory_limit)
     print(f"plan {method}: {plan.describe()}", file=sys.stderr, flush=True)
     seg = jule.segment(key, work, config, spacing=work_spacing)
-    row.update(k=FLAGS.k, n_patches=config.n_patches, patch_size=config.patch_size,
+    row.update(k=config.k, n_patches=config.n_patches, patch_size=config.patch_size,
                estimated_mb=round(plan.estimated_bytes / 1e6),
                estimated_seconds=round(plan.estimated_seconds))
   else:
-    config = kmeans.KMeansConfig(k=FLAGS.k)
+    from sgscn_jax.registry import parse_method
+    config = parse_method(method).config({"kmeans": kmeans.KMeansConfig(k=FLAGS.k)})
     seg = kmeans.segment_one(key, work, config)
-    row.update(k=FLAGS.k)
+    row.update(k=config.k)
   seg = jax.device_get(seg)
   labels = resize.labels_to_volume_shape(np.asarray(seg.labels), image.shape[:3])
   seconds = time.perf_counter() - start
@@ -139,10 +172,10 @@ def _worker(method: str) -> dict:
   out = Path(FLAGS.out_dir)
   whole = np.zeros(full.volume.shape[:3], np.int32)
   whole[crop] = labels + 1  # 0: outside the crop
-  volume_io.write_label_volume(out / f"{method}_labels.nii.gz", whole, full.geometry)
+  volume_io.write_label_volume(out / f"{_file_stem(method)}_labels.nii.gz", whole, full.geometry)
   *shown, shown_spacing = volume_io.display_view(full.geometry, image, labels == scores["gm"],
                                                  gm, spacing=spacing)
-  files.write_png(out / f"{method}_overlay.png",
+  files.write_png(out / f"{_file_stem(method)}_overlay.png",
                overlays.orthogonal_overlay(*shown, spacing=shown_spacing))
   usage = resource.getrusage(resource.RUSAGE_SELF)
   row.update(peak_rss_mb=round(usage.ru_maxrss / 1024),
@@ -207,6 +240,7 @@ def main(argv):
   if FLAGS.worker:
     print(json.dumps(_worker(FLAGS.worker)))
     return 0
+  methods = parse_methods(FLAGS.methods)   # a bad spec: one line, exit 2, before any work
   try:
     import nilearn  # noqa: F401
   except ImportError:
@@ -232,9 +266,7 @@ def main(argv):
     if FLAGS.seeds:  # each seed's label volumes and overlays in their own folder
       passed = [p if not p.startswith("--out_dir=") else f"--out_dir={out / f'seed{seed}'}"
                 for p in passed]
-    for method in FLAGS.methods:
-      if method not in METHODS:
-        raise app.UsageError(f"unknown method {method!r}; choose from {METHODS}")
+    for method in methods:
       if (method, seed) in done:
         rows.append(done[(method, seed)])
         continue

@@ -50,6 +50,7 @@ from absl import flags
 from sgscn_jax.reporting import console
 from sgscn_jax.reporting import tables
 
+from experiments import methods_flag  # --methods_module
 from experiments import segment  # the shared data-set flags, case listing and SGSCN flags
 from sgscn_jax.running import comparison
 from sgscn_jax.running import distributed
@@ -58,8 +59,9 @@ from sgscn_jax.running import images as image_runs
 FLAGS = flags.FLAGS
 flags.DEFINE_string("seeds", "0", "Comma-separated seeds; > 1 seed adds ± std over seeds.")
 flags.DEFINE_string("methods", ",".join(comparison.DEFAULT_METHODS),
-                    "Table 1's columns: sgscn, deepcluster, iic, kmeans, a baseline with "
-                    "an optional :k (e.g. kmeans:3).")
+                    "Table 1's columns, comma-separated, each in the method grammar (docs/"
+                    "USAGE.md): e.g. sgscn,kmeans:3,iic:k=4,steps=100,"
+                    "vote:sgscn+kmeans:5+otsu_blue.")
 flags.DEFINE_bool("ablation", True, "Also run SGSCN with L_ce, L_ce + L_ss, L_ce + L_ss + L_cc.")
 flags.DEFINE_enum("ablation_of", "sgscn", ["sgscn", "s3net"],
                   "Whose losses the ablation takes apart: sgscn (L_ce; + L_ss; + L_cc) or s3net "
@@ -82,11 +84,13 @@ def main(argv):
   for name, instead in (("method", "--methods"), ("k", "--methods kmeans:K"), ("seed", "--seeds")):
     if FLAGS[name].present:
       raise app.UsageError(f"--{name} is segment.py's; here use {instead}")
+  methods_flag.load()
   try:
     seeds = [int(s) for s in FLAGS.seeds.split(",") if s.strip()]
-    methods = comparison.parse_methods(FLAGS.methods)
-  except ValueError as e:
-    raise app.UsageError(str(e))
+  except ValueError:
+    raise app.UsageError(f"--seeds needs distinct integers, got {FLAGS.seeds!r}")
+  methods = comparison.parse_methods(FLAGS.methods)   # a bad spec: one line, exit 2
+  segment.check_fit_dir()
   if not seeds or len(set(seeds)) != len(seeds):
     raise app.UsageError(f"--seeds needs distinct integers, got {FLAGS.seeds!r}")
   team = segment.team_from_flags()  # before any JAX computation

@@ -1,6 +1,6 @@
-r"""Segment a data set with SGSCN (or S3-Net: --method s3net; or a baseline: --method
-kmeans|deepcluster|iic; or a vote of methods' objects: --method vote:kmeans:5,otsu,chan_vese)
-and score it.
+r"""Segment a data set with SGSCN or any registered method, named in the method grammar
+(docs/USAGE.md: --method s3net, kmeans:5, iic:k=4,steps=100, a vote of methods' objects
+vote:sgscn+kmeans:5+otsu_blue; a user's method with --methods_module) and score it.
 
 With no flags it segments the embedded demo (synthetic lesion images the project
 generates) into runs/demo:
@@ -25,7 +25,6 @@ This file only turns flags into a `Config` and `RunOptions`; the work is
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import sys
 import time
@@ -49,21 +48,22 @@ from sgscn_jax.running import images as image_runs
 from sgscn_jax.running import volumes
 from sgscn_jax.volume import memory
 
+from experiments import methods_flag  # --methods_module
+
 FLAGS = flags.FLAGS
 METHOD_NAMES = tuple(n for n in registry.method_names() if n != method_vote.NAME)
 flags.DEFINE_string("method", "sgscn",
-                    f"Segmentation method: one of {', '.join(METHOD_NAMES)} (SGSCN, S3-Net or "
-                    "a baseline), or vote:A,B,C: a per-pixel majority of the members' objects "
-                    "(each a method, kmeans:K for k; ties: the first member's object; needs "
-                    "the object step), e.g. vote:kmeans:5,otsu_blue,chan_vese.")
+                    f"Segmentation method, in the method grammar ({registry.GRAMMAR}); "
+                    f"methods: {', '.join(METHOD_NAMES)}, and vote:A+B+C, a per-pixel majority "
+                    "of the members' objects (ties: the first member's). docs/USAGE.md.")
 flags.DEFINE_enum("batching", "auto", ["auto", "vmap", "sequential"],
                   "SGSCN batches: vmap, one after the other, or auto (sequential on CPU, where "
                   "it measured faster; vmap in memory-sized chunks on accelerators).")
 flags.DEFINE_integer("chunk_size", None, "With vmap: images per vmapped chunk (default: as many "
                      "as fit in the memory available).")
-flags.DEFINE_integer("k", None, "Baselines: number of clusters (default: the method's, 3).")
-flags.DEFINE_list("method_options", [], "A method other than SGSCN: fields of its config, "
-                  "e.g. --method jule --method_options patch_size=5,n_patches=3000.")
+flags.DEFINE_integer("k", None, "Older form of --method NAME:K (number of clusters).")
+flags.DEFINE_list("method_options", [], "Older form of --method NAME:FIELD=VALUE,...: fields "
+                  "of the method's config, e.g. --method jule --method_options patch_size=5.")
 flags.DEFINE_enum("dataset", "demo", list(DATASETS), "Data-set layout.")
 flags.DEFINE_string("data_dir", None, "Data-set folder (not needed for demo).")
 flags.DEFINE_string("images", None, "folder: the images folder (default: data_dir).")
@@ -291,8 +291,8 @@ def spec_from_flags() -> registry.MethodSpec:
       raise registry.MethodSpecError(f"--method_options with --method {FLAGS.method}: give "
                                      "each member its own fields, e.g. "
                                      "vote:iic:k=4,steps=100+otsu_blue")
-    text = str(spec) + (":" if ":" not in str(spec) else ",") + ",".join(extra)
-    spec = registry.parse_method(text)
+    pairs = tuple((f.strip(), v.strip()) for f, _, v in (item.partition("=") for item in extra))
+    spec = registry.parse_method(str(registry.MethodSpec(spec.name, spec.options + pairs)))
   return spec
 
 
@@ -400,7 +400,7 @@ def parse_spacing(text):
   return None if text is None else tuple(float(v) for v in text.split(","))
 
 
-def run_volumes(name: str, config) -> int:
+def run_volumes(method: registry.Method, name: str, config) -> int:
   """--dataset volume: `running.volumes.run_volumes` (one volume at a time, planned memory)."""
   try:
     cases, load = list_cases()
@@ -416,7 +416,7 @@ def run_volumes(name: str, config) -> int:
       overlay_rule=FLAGS.selection, objects=objects_from_flags(), overwrite=FLAGS.overwrite)
   print(f"{len(cases)} volumes -> {options.out_dir}", file=sys.stderr)
   try:
-    result = volumes.run_volumes(cases, load, config, options,
+    result = volumes.run_volumes(cases, load, config, options, method=method,
                                  run_info={"argv": sys.argv, "dataset": "volume"})
   except memory.MemoryBudgetError as e:
     print(f"error: {e}", file=sys.stderr)
@@ -453,23 +453,23 @@ def main(argv):
   if team is not None and FLAGS.overwrite:
     raise app.UsageError("--overwrite is for single-process runs: recompute a distributed "
                          "run into a new --out_dir")
-  try:
-    name, method, config = method_from_flags()
-  except ValueError as e:
-    raise app.UsageError(str(e))
+  methods_flag.load()
+  spec, name, config = method_from_flags()   # a bad spec: one line, exit 2, before any work
+  check_fit_dir()
   if FLAGS.dataset == "volume":
-    if isinstance(config, method_vote.VoteConfig):
-      raise app.UsageError("--method vote:...: a vote of methods runs on 2D images, not "
+    if spec.members:
+      raise app.UsageError(f"--method {spec}: a vote of methods runs on 2D images, not "
                            "--dataset volume")
-    return run_volumes(name, config)
+    return run_volumes(spec.method, name, config)
   try:
     cases, load = list_cases()
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  call_kwargs = call_kwargs_from_flags()
   mesh = sharding.batch_mesh() if FLAGS.shard and jax.local_device_count() > 1 else None
   if mesh is not None:
-    method = functools.partial(method, mesh=mesh)
+    call_kwargs["mesh"] = mesh
   batch_size = sharding.round_up_batch(batch_size_from_flags(), mesh)
   if batch_size != batch_size_from_flags():
     print(f"batch size {FLAGS.batch_size} -> {batch_size} (a multiple of {mesh.size} devices)",
@@ -488,8 +488,8 @@ def main(argv):
               "processes": 1 if team is None else team.count,
               "local_devices": [str(d) for d in jax.local_devices()]}
   try:
-    result = image_runs.run_dataset(cases, load, config, options, method=method,
-                                  run_info=run_info, team=team)
+    result = image_runs.run_dataset(cases, load, config, options, method=spec.method,
+                                    call_kwargs=call_kwargs, run_info=run_info, team=team)
   except (distributed.IncompleteRun, memory.MemoryBudgetError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 3

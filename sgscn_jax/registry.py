@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+import sys
 import types
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
@@ -172,8 +173,70 @@ def register_method(method: Method, *, entry: Optional[EntryPoints] = None,
   return method
 
 
+ENTRY_POINT_GROUP = "sgscn_jax.methods"
+_loaded_entry_points = []
+
+
+def load_entry_points() -> Tuple[str, ...]:
+  """Registers the methods that installed packages declare in the entry-point group
+  `sgscn_jax.methods` (done once, on the first lookup the built-ins cannot answer, so a
+  user's method reaches every command line without a launcher). An entry point names a
+  module (importing it registers its methods), a `Method`, or a sequence of them:
+
+      # the user's pyproject.toml
+      [project.entry-points."sgscn_jax.methods"]
+      position_kmeans = "my_methods"
+
+  A module that fails to import is reported on stderr and skipped. Returns the entry points
+  loaded by this call."""
+  if _loaded_entry_points:
+    return ()
+  _loaded_entry_points.append(True)
+  from importlib import metadata
+  loaded = []
+  for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    try:
+      value = entry.load()
+    except Exception as e:  # noqa: BLE001 - a broken plug-in must not stop the built-ins
+      print(f"warning: entry point {entry.name} = {entry.value} ({ENTRY_POINT_GROUP}) "
+            f"failed to load: {type(e).__name__}: {e}", file=sys.stderr)
+      continue
+    for method in ([value] if isinstance(value, Method) else
+                   value if isinstance(value, (list, tuple)) else []):
+      if method.name not in _METHODS:
+        register_method(method)
+    loaded.append(entry.name)
+  return tuple(loaded)
+
+
+def import_methods_modules(names: Sequence[str]) -> None:
+  """Imports each named module (`--methods_module my_methods`, found on `sys.path`, the
+  current folder included), whose import registers its methods; one line for a module that
+  cannot be imported."""
+  import importlib
+  if "" not in sys.path and "." not in sys.path:
+    sys.path.insert(0, "")
+  for name in names:
+    if not name.strip():
+      continue
+    try:
+      importlib.import_module(name.strip())
+    except ImportError as e:
+      raise MethodSpecError(f"--methods_module {name}: cannot import it ({e}); give a "
+                            "module on the Python path, e.g. my_methods for ./my_methods.py")
+
+
 def get_method(name: str) -> Method:
-  """The registered method `name`; a ValueError lists the names that exist."""
+  """The registered method `name` (methods from installed packages' entry points included);
+  a ValueError lists the names that exist.
+
+  Examples:
+    >>> from sgscn_jax import get_method
+    >>> get_method("kmeans").title
+    'k-means'
+  """
+  if name not in _METHODS:
+    load_entry_points()
   try:
     return _METHODS[name]
   except KeyError:
@@ -206,7 +269,8 @@ def config_with_options(config: Any, items: Sequence[str]) -> Any:
 
 def method_names() -> tuple:
   """Every registered method's name, in registration order (the built-ins first, SGSCN
-  first among them)."""
+  first among them; then those of installed packages' entry points)."""
+  load_entry_points()
   return tuple(_METHODS)
 
 
@@ -339,6 +403,8 @@ def _parse_single(text: str, whole: str) -> MethodSpec:
   if not name:
     raise _fail(whole, "no method name")
   if name not in _METHODS:
+    load_entry_points()
+  if name not in _METHODS:
     raise _fail(whole, f"unknown method {name!r} (methods: {', '.join(method_names())})")
   method = _METHODS[name]
   if method.members_config is not None:
@@ -397,6 +463,9 @@ def parse_method(text: str) -> MethodSpec:
   text = str(text).strip()
   name, sep, body = text.partition(":")
   method = _METHODS.get(name.strip())
+  if method is None:
+    load_entry_points()
+    method = _METHODS.get(name.strip())
   if method is not None and method.members_config is not None:
     if "+" not in body and "," in body and "=" not in body:
       body = body.replace(",", "+")   # the older comma form of a vote
@@ -412,6 +481,25 @@ def parse_method(text: str) -> MethodSpec:
   return _parse_single(text, text)
 
 
+def split_specs(text: str | Sequence[str]) -> List[str]:
+  """The texts of the specs in a list (`parse_methods`'s splitting, nothing parsed): a comma
+  followed by `FIELD=` continues the spec before it; an older-form vote (`vote:A,B`, no `+`)
+  takes every item after it."""
+  pieces = [t.strip() for t in (text.split(",") if isinstance(text, str) else list(text))
+            if t.strip()]
+  items: List[str] = []
+  for index, piece in enumerate(pieces):
+    if items and _OPTION_START.match(piece):
+      items[-1] += "," + piece
+      continue
+    method = _METHODS.get(piece.partition(":")[0])
+    if method is not None and method.members_config is not None and "+" not in piece:
+      items.append(",".join([piece] + pieces[index + 1:]))   # the older vote form
+      break
+    items.append(piece)
+  return items
+
+
 def parse_methods(text: str | Sequence[str]) -> List[MethodSpec]:
   """Several method specs (`--methods`): specs separated by commas, where a comma followed by
   `FIELD=` continues the spec before it (`iic:k=4,steps=100,sgscn` is two specs) and a
@@ -421,20 +509,7 @@ def parse_methods(text: str | Sequence[str]) -> List[MethodSpec]:
   Raises:
     MethodSpecError: a bad spec, or one named twice.
   """
-  pieces = [t for t in (re.split(r",", text) if isinstance(text, str) else list(text))
-            if t.strip()]
-  items: List[str] = []
-  for index, piece in enumerate(pieces):
-    if items and _OPTION_START.match(piece):
-      items[-1] += "," + piece
-      continue
-    name = piece.strip().partition(":")[0]
-    method = _METHODS.get(name)
-    if (method is not None and method.members_config is not None and "+" not in piece):
-      items.append(",".join([piece] + pieces[index + 1:]))   # the older vote form
-      break
-    items.append(piece)
-  specs = [parse_method(item) for item in items]
+  specs = [parse_method(item) for item in split_specs(text)]
   slugs = [s.slug for s in specs]
   if len(set(slugs)) != len(slugs):
     raise MethodSpecError(f"a method is named twice in {text!r}")

@@ -4,7 +4,8 @@
 
 * JAX's and absl's INFO lines (e.g. "Unable to initialize backend 'tpu'") are hidden unless
   `--verbosity` is given;
-* a usage error (a bad flag value, an unknown flag, `app.UsageError`) exits with status 2;
+* a usage error (a bad flag value, an unknown flag, `app.UsageError`, a bad method spec)
+  exits with status 2 after one line `error: <message>` (no dump of every flag's help);
 * so does a `sgscn_jax.errors.UserError` (a bad path, a run folder another run holds or
   made with other settings), as one line `error: <message>`, never a traceback;
 * Ctrl-C exits with status 130 and one line (the runner has already said what is kept);
@@ -35,8 +36,9 @@ def run(main: Callable[[list], Optional[int]]) -> None:
       logging.set_verbosity(logging.WARNING)
     try:
       return main(argv)
-    except app.UsageError as e:
-      raise app.UsageError(str(e), exitcode=USAGE_ERROR) from None
+    except app.UsageError as e:   # one line, not absl's usage dump of every flag
+      print(f"error: {e}", file=sys.stderr)
+      return USAGE_ERROR
     except UserError as e:
       print(f"error: {e}", file=sys.stderr)
       return USAGE_ERROR
