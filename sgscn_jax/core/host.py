@@ -2,7 +2,9 @@
 
 A host method is `label_image(image, config) -> labels` for ONE image `[*spatial, C_in]`
 (NumPy float32) returning an integer label map `[*spatial]`; no key (the classical methods
-are deterministic; a key is accepted and ignored so that every method is called alike).
+are deterministic; a key is accepted and ignored so that every method is called alike). A
+host method fitted on a data set (`registry.Method.fit`) is `label_image(image, config,
+state) -> labels`: the runner passes the fitted `state`, which is handed on.
 `HostEntryPoints` gives it the `segment_one` / `segment_batch` of the jitted methods
 (`core.batching.EntryPoints`): the same input checks, the same `Segmentation` result
 (labels renumbered 0..K-1; `iterations` 0; no loss history), images one after the other.
@@ -35,23 +37,27 @@ class HostEntryPoints:
     if not isinstance(config, self.config_type):
       raise TypeError(f"expected a {self.config_type.__name__}, got {type(config).__name__}")
 
-  def segment_one(self, key, image, config, **unused) -> Segmentation:
+  def segment_one(self, key, image, config, state=None, **unused) -> Segmentation:
     del key, unused
     self._check_config(config)
     check_image(image)
-    labels, k = renumbered(self.core(np.asarray(image, np.float32), config))
+    image = np.asarray(image, np.float32)
+    labels = self.core(image, config) if state is None else self.core(image, config, state)
+    labels, k = renumbered(labels)
     if labels.shape != np.shape(image)[:-1]:
       raise ValueError(f"host method returned labels {labels.shape} for image {np.shape(image)}")
     return Segmentation(labels, np.int32(k), np.int32(0), np.bool_(True), None)
 
-  def segment_batch(self, keys, images, config, **unused) -> Segmentation:
-    """Each image of `images` `[B, *spatial, C_in]` in turn; `keys` `[B]` are ignored."""
+  def segment_batch(self, keys, images, config, state=None, **unused) -> Segmentation:
+    """Each image of `images` `[B, *spatial, C_in]` in turn; `keys` `[B]` are ignored;
+    `state` (a data-set method's fitted state) goes to every image's call."""
     del unused
     self._check_config(config)
     if np.ndim(images) < 1 or len(keys) != np.shape(images)[0]:
       raise ValueError(f"keys: expected {np.shape(images)[0]} keys (one per image), "
                        f"got {len(keys)}")
-    results = [self.segment_one(None, images[b], config) for b in range(np.shape(images)[0])]
+    results = [self.segment_one(None, images[b], config, state)
+               for b in range(np.shape(images)[0])]
     return Segmentation(np.stack([r.labels for r in results]),
                         np.stack([r.n_labels for r in results]),
                         np.stack([r.iterations for r in results]),
