@@ -28,14 +28,16 @@ from sgscn_jax.core.network import apply as network_apply
 from sgscn_jax.core.network import init as network_init
 from sgscn_jax.core.network import parameter_count
 from sgscn_jax.evaluation import metrics, selection
-from sgscn_jax.registry import METHODS, Method, get_method, method_names, register_method
+from sgscn_jax.registry import (METHODS, FitContext, Method, MethodSpec, get_method, method_names,
+                                parse_method, parse_methods, register_method)
 from sgscn_jax.volume import segment_volume
 
 __all__ = [
-    "Config", "History", "LOSS_TERMS", "METHODS", "Method", "Segmentation", "builtin_methods",
+    "Config", "FitContext", "History", "LOSS_TERMS", "METHODS", "Method", "MethodSpec",
+    "Segmentation", "builtin_methods",
     "compile_segment_one", "context_consistency_loss", "coordinate_grid", "cross_entropy_loss",
     "get_method", "image_keys", "method_names", "metrics", "network_apply", "network_init",
-    "parameter_count", "python_loop", "register_loss_term", "register_method",
+    "parameter_count", "parse_method", "parse_methods", "python_loop", "register_loss_term", "register_method",
     "segment_batch", "segment_image", "segment_one", "segment_volume", "selection",
     "sparse_spatial_loss",
 ]
