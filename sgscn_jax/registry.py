@@ -66,6 +66,10 @@ class Method:
       the volume runner plans each volume with it before any starts, and it raises
       `MemoryBudgetError` naming settings that fit; None: SGSCN's plan, or a baseline on
       the voxels (not modelled).
+    image_memory: `image_memory((h, w), c_in, config) -> bytes`, the estimated peak memory
+      of one 2D image at that working shape, for a method with a memory model (SGSCN and
+      S3-Net: `volume.memory.estimate_bytes`): the image runner refuses, before any runs, a
+      working size over the memory budget and names sizes that fit; None: not checked.
   """
   name: str
   title: str
@@ -80,6 +84,7 @@ class Method:
   fit: Optional[Callable[..., Any]] = None
   plan_memory: Optional[Callable[..., Any]] = None
   members_config: Optional[Callable[[Tuple[Tuple[str, Any], ...]], Any]] = None
+  image_memory: Optional[Callable[..., int]] = None
 
   @property
   def config_type(self) -> type:
