@@ -73,6 +73,12 @@ def test_readme_links_exist():
     assert (ROOT / path).exists(), path
 
 
+def test_readme_maps_every_docs_page():
+  mapped = set(_cited_paths(README[README.index("## Documentation"):]))
+  for page in sorted((ROOT / "docs").glob("*.md")):
+    assert f"docs/{page.name}" in mapped, page.name
+
+
 def _results_table():
   """(headers, rows) of the README's results table: the one whose first header is `method`."""
   lines = README.split("\n")
