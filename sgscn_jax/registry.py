@@ -248,13 +248,6 @@ def get_method(name: str) -> Method:
     raise ValueError(f"unknown method {name!r}; choose from {', '.join(method_names())}") from None
 
 
-def fitted_method(config: Any) -> Optional[Method]:
-  """The registered data-set method (one with `fit`) whose config class is `config`'s, or
-  None: how a runner tells that a run must fit first."""
-  return next((m for m in _METHODS.values()
-               if m.fit is not None and isinstance(config, m.config_type)), None)
-
-
 def config_with_options(config: Any, items: Sequence[str]) -> Any:
   """`config` (a frozen dataclass) with the fields named in `items` (`["name=value", ...]`)
   replaced, each value read as the type of the field's current value (a bool from
@@ -283,7 +276,7 @@ def method_names() -> tuple:
 # ---------------------------------------------------------------------------------------
 # The method grammar: how every command line, table and teacher names a method.
 
-GRAMMAR = ("NAME, NAME:K, NAME:FIELD=VALUE[,FIELD=VALUE...], NAME:K:FIELD=VALUE or "
+GRAMMAR = ("NAME, NAME:K, NAME:FIELD=VALUE[,FIELD=VALUE...], NAME:K,FIELD=VALUE or "
            "vote:A+B+C (members in any of these forms); e.g. kmeans:5, "
            "iic:k=4,steps=100, vote:sgscn+kmeans:5+otsu_blue")
 
@@ -415,10 +408,10 @@ def _parse_single(text: str, whole: str) -> MethodSpec:
   if method.members_config is not None:
     raise _fail(whole, f"{name} takes member methods, e.g. {name}:sgscn+kmeans:5")
   options: List[Tuple[str, str]] = []
-  head, sep, tail = rest.partition(":")
-  if head.strip().lstrip("-").isdigit() and "=" not in head:
-    options.append(("k", str(int(head))))
-    rest = tail if sep else ""
+  head = re.match(r"\s*(-?\d+)\s*(?:[:,;]|$)", rest)
+  if head:   # NAME:K, NAME:K:FIELD=VALUE or NAME:K,FIELD=VALUE
+    options.append(("k", str(int(head.group(1)))))
+    rest = rest[head.end():]
   elif rest.strip() and "=" not in rest:
     raise _fail(whole, f"{rest!r} after {name}: is neither a number of clusters nor "
                        "FIELD=VALUE")
