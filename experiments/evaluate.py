@@ -1,6 +1,11 @@
 r"""Re-score the label maps of a finished run against the masks, without segmenting again.
 
   python -m experiments.evaluate --dataset ph2 --data_dir ../shared/data/PH2 --out_dir runs/ph2
+  python -m experiments.evaluate ... --out_dir runs/ph2_kmeans --method kmeans:5
+
+`--method` (the method grammar, docs/USAGE.md) is optional: given, the folder must hold a run
+of that method (its name and config as `run.json` records them), or the command stops with
+one line.
 
 Takes the same data-set flags as `experiments.segment`; writes `<out_dir>/rescored.csv` and
 `<out_dir>/rescored.json` and prints the summary. Exit status 1 if a case could not be scored.
@@ -8,12 +13,15 @@ Takes the same data-set flags as `experiments.segment`; writes `<out_dir>/rescor
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import sys
 
 from absl import app
 from absl import flags
 
+from sgscn_jax.data import files
 from sgscn_jax.errors import UserError
 from sgscn_jax.reporting import console
 
@@ -24,6 +32,23 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("name", "rescored", "Base name of the written CSV and JSON.")
 
 
+def check_method(out_dir: str) -> None:
+  """--method names the method the run in `out_dir` was made with (a `UserError` if not)."""
+  _, name, config = segment.method_from_flags()
+  path = os.path.join(out_dir, "run.json")
+  if not os.path.exists(path):
+    return
+  saved = json.loads(open(path).read())
+  made = saved.get("options", {}).get("method_name", "sgscn")
+  wanted = json.loads(files.json_text(dataclasses.asdict(config)))
+  differ = [k for k in wanted if k in saved.get("config", {}) and saved["config"][k] != wanted[k]]
+  if made != name or differ:
+    what = f"method {made}" if made != name else "config " + ", ".join(
+        f"{k} {saved['config'][k]} (not {wanted[k]})" for k in differ)
+    raise UserError(f"--out_dir {out_dir} holds a run of another {what}; --method "
+                    f"{FLAGS.method} does not name it")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -32,6 +57,8 @@ def main(argv):
     what = "is a file" if os.path.exists(out_dir) else "does not exist"
     raise UserError(f"--out_dir {out_dir} {what}: name the folder of a finished run "
                     "(it holds labels/)")
+  if FLAGS["method"].present:
+    check_method(out_dir)
   try:
     cases, load = segment.list_cases()
   except ValueError as e:

@@ -102,6 +102,7 @@ def _run(module: str, *args: str) -> subprocess.CompletedProcess:
     ("experiments.reproduce_tables", ["--methods", "sgscn,kmeans:x"], "neither a number"),
     ("experiments.benchmark", ["--method", "kmeans:nope=1"], "unknown field 'nope'"),
     ("experiments.mni152", ["--methods", "jule:foo=1"], "unknown field 'foo'"),
+    ("experiments.evaluate", ["--method", "kmeans:zz"], "neither a number"),
     ("experiments.segment", ["--methods_module", "no_such_module_here", "--method", "kmeans"],
      "--methods_module no_such_module_here: cannot import it"),
 ])
