@@ -32,9 +32,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("name", "rescored", "Base name of the written CSV and JSON.")
 
 
-def check_method(out_dir: str) -> None:
-  """--method names the method the run in `out_dir` was made with (a `UserError` if not)."""
-  _, name, config = segment.method_from_flags()
+def check_method(out_dir: str, name: str, config) -> None:
+  """--method (its run name and config) names the method the run in `out_dir` was made with
+  (a `UserError` if not)."""
   path = os.path.join(out_dir, "run.json")
   if not os.path.exists(path):
     return
@@ -53,12 +53,13 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   out_dir = FLAGS.out_dir or f"runs/{FLAGS.dataset}"
+  spec = segment.method_from_flags() if FLAGS["method"].present else None   # before any work
   if not os.path.isdir(out_dir):
     what = "is a file" if os.path.exists(out_dir) else "does not exist"
     raise UserError(f"--out_dir {out_dir} {what}: name the folder of a finished run "
                     "(it holds labels/)")
-  if FLAGS["method"].present:
-    check_method(out_dir)
+  if spec is not None:
+    check_method(out_dir, *spec[1:])
   try:
     cases, load = segment.list_cases()
   except ValueError as e:
