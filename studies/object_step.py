@@ -14,7 +14,6 @@ quoted in docs/OBJECTS.md, under object step versions 1 to 3.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import imageio.v3 as iio
 import jax
 import numpy as np
 
-from sgscn_jax import get_method
+from sgscn_jax import registry
 from sgscn_jax.data import resize
 from sgscn_jax.data.datasets import list_dataset, object_prior
 from sgscn_jax.evaluation import metrics, objects, protocols, regions
@@ -51,9 +50,8 @@ def union_bounds(labels: np.ndarray, mask: np.ndarray, valid=None) -> dict:
 
 
 def label_maps_of_method(spec, cases, load):
-  name, _, k = spec.partition(":")
-  method = get_method(name)
-  config = method.default_config if not k else dataclasses.replace(method.default_config, k=int(k))
+  """`spec` a `registry.MethodSpec` (the method grammar: `kmeans:2`, `iic:k=4,steps=100`)."""
+  method, config = spec.method, spec.config()
   for case in cases:
     record = load(case)
     shape = resize.bucket_shape(resize.working_shape(record.image.shape, 256), 16)
@@ -91,7 +89,8 @@ def main():
   fields.update({k: v for k, v in (("rim_band", args.rim_band), ("channel", args.channel))
                  if v is not None})
   config = objects.ObjectConfig(**fields)
-  sources = [(m, label_maps_of_method(m, cases, load)) for m in args.methods.split(",") if m]
+  sources = [(str(m), label_maps_of_method(m, cases, load))
+             for m in registry.parse_methods(args.methods)] if args.methods else []
   sources += [(r, label_maps_of_run(r, cases, load)) for r in args.runs]
   for name, maps in sources:
     scores = {key: [] for key in ("largest_overlap", "paper_fill", "object")}
