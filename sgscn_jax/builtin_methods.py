@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from sgscn_jax.baselines import classical, deepcluster, iic, kmeans, method_vote
+from sgscn_jax.baselines import atropos, classical, deepcluster, iic, kmeans, method_vote
 from sgscn_jax.core import batching
 from sgscn_jax.cuts import method as cuts_method
 from sgscn_jax.core.config import Config
@@ -58,6 +58,7 @@ BUILTIN = (
     *((method, None) for method in classical.METHODS),
     (cuts_method.METHOD, None),   # a data-set method: fit, then segment (registry.Method.fit)
     (jule.METHOD, None),          # its own entry points (make_entry_points): a host loop
+    (atropos.METHOD, None),       # ANTs Atropos through antspyx (a host method, optional extra)
     (method_vote.METHOD, None),   # its own entry points: each member's (make_entry_points)
 )
 
