@@ -24,10 +24,19 @@ from sgscn_jax.core.config import Config
 from sgscn_jax.core.loop import segment_image
 from sgscn_jax.jule import method as jule
 from sgscn_jax.registry import Method, register_method
+from sgscn_jax.volume import memory
+
+
+def network_image_bytes(shape, c_in: int, config: Config) -> int:
+  """`Method.image_memory` of SGSCN and S3-Net: the calibrated peak memory of one 2D image
+  of working shape `(h, w)` (`volume.memory.estimate_bytes`, slice mode)."""
+  return memory.estimate_bytes((1, *shape), c_in, config.n_channels, mode="slices",
+                               n_conv=config.n_conv)
 
 SGSCN = Method(
     name="sgscn", title="SGSCN", core=segment_image, default_config=Config(),
     quick_config=Config(n_channels=8, iterations=2), spacing=True,
+    image_memory=network_image_bytes,
     description="a CNN trained on the image alone (Ahn et al., MICCAI 2021)")
 
 # S3-Net's published settings (Karimijafarbigloo et al., ICCV 2023 workshop; REFERENCE.md
@@ -43,7 +52,7 @@ S3NET_CONFIG = Config(architecture="s3net", n_channels=100, n_conv=1, learning_r
 S3NET = Method(
     name="s3net", title="S3-Net", core=segment_image, default_config=S3NET_CONFIG,
     quick_config=dataclasses.replace(S3NET_CONFIG, n_channels=8, iterations=2), spacing=True,
-    working_size=(256, 256),
+    working_size=(256, 256), image_memory=network_image_bytes,
     description="S3-Net's network and losses, with L_S and L_AT made to work "
                 "(Karimijafarbigloo et al., ICCV 2023 workshop)")
 

@@ -179,7 +179,7 @@ def vote_size_table(spec, seeds, cases, load, dataset, sizes=(1, 2, 3, 4, 6),
   """Spread of the objects' vote against the number of seeds E, from the seed maps that
   consensus runs keep (`seed_labels/`): per case, the members of all the given runs are
   independent single runs; they are split at random into disjoint groups of E, each group's
-  object is voted exactly as the runner does (`images.voted_object`, ties to the object of
+  object is voted exactly as the runner does (`scoring.voted_object`, ties to the object of
   the group's label consensus; E = 1: the member's own object), and the spread is the mean
   over pairs of groups of |DSC_a - DSC_b| / sqrt(2) (the sample std of two independent
   runs, the statistic of `spread_table`), averaged over `partitions` random splits and then
@@ -187,7 +187,7 @@ def vote_size_table(spec, seeds, cases, load, dataset, sizes=(1, 2, 3, 4, 6),
   from sgscn_jax.data.datasets import object_prior
   from sgscn_jax.evaluation import consensus as consensus_lib, metrics
   from sgscn_jax.evaluation.objects import ObjectConfig, config_tag
-  from sgscn_jax.running import images, runner
+  from sgscn_jax.running import case_files, scoring
   _, paths = _runs(spec, seeds)
   config = ObjectConfig(**object_prior(dataset))
   rng = np.random.default_rng(0)
@@ -201,7 +201,7 @@ def vote_size_table(spec, seeds, cases, load, dataset, sizes=(1, 2, 3, 4, 6),
     members = []
     for path in paths:
       row = next((r for r in read_rows(path) if r["case_id"] == case.case_id), None)
-      own = images._saved_members(path, case.case_id)
+      own = case_files.saved_seed_members(path, case.case_id)
       if row is None or own is None:
         continue
       if row.get("object_config") != config_tag(config):
@@ -210,14 +210,14 @@ def vote_size_table(spec, seeds, cases, load, dataset, sizes=(1, 2, 3, 4, 6),
       members += own
       # The runner's object of this run, found again from its members.
       fused = consensus_lib.consensus(np.stack(own)).labels
-      again = images.voted_object(fused, own, record, config)[0].mask
+      again = scoring.voted_object(fused, own, record, config)[0].mask
       saved = np.asarray(iio.imread(path / "objects" / f"{case.case_id}.png")) > 0
       checked += 1
       gap = metrics.dice(again, record.mask) - metrics.dice(saved, record.mask)
       matched += int(abs(gap) < 5e-3)
     if not members:
       continue
-    objs = [runner.find_object(m, record, config).mask for m in members]
+    objs = [scoring.find_object(m, record, config).mask for m in members]
     score = lambda mask: 100 * metrics.dice(mask, record.mask, record.extra.get("valid"))  # noqa: E731
     cache = {}
 
@@ -229,7 +229,7 @@ def vote_size_table(spec, seeds, cases, load, dataset, sizes=(1, 2, 3, 4, 6),
           tie = None
           if len(group) % 2 == 0:
             fused = consensus_lib.consensus(np.stack([members[i] for i in group])).labels
-            tie = runner.find_object(fused, record, config).mask
+            tie = scoring.find_object(fused, record, config).mask
           mask = consensus_lib.vote_objects(np.stack([objs[i] for i in group]), tie=tie).mask
         cache[group] = score(mask)
       return cache[group]

@@ -25,7 +25,7 @@ from sgscn_jax import registry
 from sgscn_jax.data import resize
 from sgscn_jax.data.datasets import list_dataset, object_prior
 from sgscn_jax.evaluation import metrics, objects, protocols, regions
-from sgscn_jax.running.images import without_hair
+from sgscn_jax.running.inputs import without_hair
 
 
 def union_bounds(labels: np.ndarray, mask: np.ndarray, valid=None) -> dict:

@@ -98,7 +98,7 @@ def test_object_vote_matches_a_numpy_count_on_random_masks():
 
 def test_runs_with_objects_and_several_seeds_vote_the_seeds_objects(tmp_path):
   from sgscn_jax.evaluation.objects import ObjectConfig
-  from sgscn_jax.running import runner
+  from sgscn_jax.running import scoring
   import imageio.v3 as iio
   cases = write_lesion_folder(tmp_path / "data", n=2)
   config = Config(n_channels=8, iterations=3)
@@ -111,7 +111,7 @@ def test_runs_with_objects_and_several_seeds_vote_the_seeds_objects(tmp_path):
     members = [iio.imread(out / "seed_labels" / f"{case.case_id}_seed{e}.png") for e in range(3)]
     assert not (out / "seed_labels" / f"{case.case_id}_seed3.png").exists()
     # Each seed's object found again from its saved map, voted by hand.
-    objs = [runner.find_object(np.asarray(m, np.int64), record, options.objects).mask
+    objs = [scoring.find_object(np.asarray(m, np.int64), record, options.objects).mask
             for m in members]
     expected = np.sum(objs, axis=0) >= 2
     saved = iio.imread(out / "objects" / f"{case.case_id}.png") > 0

@@ -100,8 +100,8 @@ def test_condensation_two_blobs_merge_into_two_then_one():
 
 def test_fit_segment_split_and_resume_reuses_the_fitted_state(tmp_path, monkeypatch):
   method = registry.get_method("cuts")
-  assert method.fit is not None and registry.fitted_method(QUICK) is method
-  assert registry.fitted_method(registry.get_method("otsu").default_config) is None
+  assert method.fit is not None and method.kind == "fitted"
+  assert registry.get_method("otsu").kind == "host"
   cases, load = list_dataset("demo", None, demo_n=2, demo_size=32, seed=0)
   calls = []
   real_fit = cuts_fit.fit
@@ -109,7 +109,7 @@ def test_fit_segment_split_and_resume_reuses_the_fitted_state(tmp_path, monkeypa
       *a, **dict(k, show_progress=False)))
   options = image_runs.RunOptions(out_dir=str(tmp_path / "cuts"), batch_size=1,
                                   method_name="cuts", objects=None)
-  first = image_runs.run_dataset(cases, load, QUICK, options, method=method.segment_batch)
+  first = image_runs.run_dataset(cases, load, QUICK, options, method)
   assert calls == [1] and first.summary["finished"] == 2
   npz, meta = fitting.state_paths(tmp_path / "cuts", "cuts")
   info = json.loads(meta.read_text())
@@ -119,14 +119,14 @@ def test_fit_segment_split_and_resume_reuses_the_fitted_state(tmp_path, monkeypa
   labels = (tmp_path / "cuts" / "labels" / f"{cases[1].case_id}.png").read_bytes()
   mtime = npz.stat().st_mtime_ns
   (tmp_path / "cuts" / "cases" / f"{cases[1].case_id}.json").unlink()   # an interrupted run
-  again = image_runs.run_dataset(cases, load, QUICK, options, method=method.segment_batch)
+  again = image_runs.run_dataset(cases, load, QUICK, options, method)
   assert calls == [1] and npz.stat().st_mtime_ns == mtime and again.summary["finished"] == 2
   assert (tmp_path / "cuts" / "labels" / f"{cases[1].case_id}.png").read_bytes() == labels
   # a state fitted with other settings is refused, not reused
   meta.write_text(json.dumps(dict(info, seed=5)))
   (tmp_path / "cuts" / "cases" / f"{cases[1].case_id}.json").unlink()
   with pytest.raises(Exception, match="fitted with other settings"):
-    image_runs.run_dataset(cases, load, QUICK, options, method=method.segment_batch)
+    image_runs.run_dataset(cases, load, QUICK, options, method)
   with pytest.raises(ValueError, match="state of a fit"):
     method.segment_one(jax.random.key(0), load(cases[0]).image[:16, :16])
 

@@ -16,7 +16,7 @@ from sgscn_jax.data.datasets import folder
 from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.reporting import html_report
 from sgscn_jax.running import images as image_runs
-from sgscn_jax.running import runner
+from sgscn_jax.running import scoring
 
 
 class _Links(html.parser.HTMLParser):
@@ -95,7 +95,7 @@ def test_a_collapsed_case_is_flagged_warned_and_highlighted(tmp_path, capsys):
   options = image_runs.RunOptions(out_dir=str(tmp_path / "out"), batch_size=1, objects=None,
                                   method_name="otsu")
   result = image_runs.run_dataset(cases, folder.load_case, otsu.default_config, options,
-                                  method=otsu.segment_batch)
+                                  otsu)
   rows = {r["case_id"]: r for r in result.rows}
   assert rows["case1"]["collapsed"] is True and rows["case1"]["largest_share"] == 1.0
   assert rows["case0"]["collapsed"] is False and rows["case0"]["largest_share"] < 0.95
@@ -109,7 +109,7 @@ def test_a_collapsed_case_is_flagged_warned_and_highlighted(tmp_path, capsys):
 def test_collapse_fields_threshold():
   labels = np.zeros((10, 10), np.int32)
   labels[0, :6] = 1                                                  # 94 % in label 0
-  assert runner.collapse_fields(labels) == {"largest_share": 0.94, "collapsed": False}
+  assert scoring.collapse_fields(labels) == {"largest_share": 0.94, "collapsed": False}
   labels[0, :5] = 0                                                  # 95 %
-  assert runner.collapse_fields(labels)["collapsed"] is True
-  assert runner.collapse_fields(np.zeros((2, 3, 4), np.int32))["collapsed"] is True  # 3D
+  assert scoring.collapse_fields(labels)["collapsed"] is True
+  assert scoring.collapse_fields(np.zeros((2, 3, 4), np.int32))["collapsed"] is True  # 3D

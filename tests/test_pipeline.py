@@ -1,5 +1,6 @@
 """Data-set runs end to end: outputs, resumption, failures, the command line."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -10,7 +11,7 @@ import imageio.v3 as iio
 import numpy as np
 from conftest import write_lesion_folder
 
-from sgscn_jax import Config
+from sgscn_jax import Config, get_method
 from sgscn_jax.running import images as image_runs
 from sgscn_jax.running import results
 from sgscn_jax.data.datasets import folder
@@ -91,13 +92,16 @@ def test_case_keys_depend_on_id_not_on_batch(tmp_path):
 def test_standardise_changes_only_what_the_method_sees(tmp_path):
   cases = write_lesion_folder(tmp_path / "data", n=2)
   seen = []
+  sgscn = get_method("sgscn")
 
-  def method(keys, images, config):
-    seen.append(np.asarray(images))
-    return image_runs.segment_batch(keys, images, config)
+  class Spy:   # SGSCN's entry points, recording what segment_batch is given
+    def segment_batch(self, keys, images, config, **kwargs):
+      seen.append(np.asarray(images))
+      return sgscn.entry_points().segment_batch(keys, images, config, **kwargs)
 
+  method = dataclasses.replace(sgscn, make_entry_points=lambda compiler_options: Spy())
   options = image_runs.RunOptions(out_dir=str(tmp_path / "s"), batch_size=2, standardise=True)
-  result = image_runs.run_dataset(cases, folder.load_case, TINY, options, method=method)
+  result = image_runs.run_dataset(cases, folder.load_case, TINY, options, method)
   (images,) = seen
   for image in images:   # each image on its own: zero mean, unit variance per channel
     np.testing.assert_allclose(image.mean(axis=(0, 1)), 0.0, atol=1e-5)
@@ -172,6 +176,14 @@ def test_rescoring_saved_label_maps_reproduces_the_run(tmp_path):
   assert (tmp_path / "out" / "again.csv").is_file()
 
 
+def _recording(calls):
+  """SGSCN as registered, but whose `segment_batch` only records that it was called."""
+  class Recording:
+    def segment_batch(self, *args, **kwargs):
+      calls.append(args)
+  return dataclasses.replace(get_method("sgscn"), make_entry_points=lambda options: Recording())
+
+
 def test_resuming_an_older_run_adds_the_new_protocols(tmp_path):
   """Cases finished before paper+fill and the object existed are brought up to date from
   their label maps when the run is resumed; nothing is segmented again."""
@@ -186,7 +198,7 @@ def test_resuming_an_older_run_adds_the_new_protocols(tmp_path):
       cases, folder.load_case, TINY,
       image_runs.RunOptions(out_dir=str(tmp_path / "out"), batch_size=2,
                             objects=ObjectConfig(polarity="dark")),
-      method=lambda *a: calls.append(a))
+      _recording(calls))
   assert not calls and len(again.rows) == 3
   assert all("object.dice" in r and "paper_fill.dice" in r for r in again.rows)
   for a, b in zip(first.rows, again.rows):
@@ -201,7 +213,7 @@ def test_resuming_an_older_run_adds_the_new_protocols(tmp_path):
       cases, folder.load_case, TINY,
       image_runs.RunOptions(out_dir=str(tmp_path / "out"), batch_size=2,
                             objects=ObjectConfig(polarity="dark")),
-      method=lambda *a: calls.append(a))
+      _recording(calls))
   assert not calls
   assert all(r["object_version"] == objects.VERSION and r["object_reason"] != "stale"
              for r in third.rows)
@@ -211,6 +223,6 @@ def test_resuming_an_older_run_adds_the_new_protocols(tmp_path):
       cases, folder.load_case, TINY,
       image_runs.RunOptions(out_dir=str(tmp_path / "out"), batch_size=2,
                             objects=ObjectConfig(polarity="dark", pieces=True)),
-      method=lambda *a: calls.append(a))
+      _recording(calls))
   assert not calls
   assert all(r["object_config"] == "polarity='dark',pieces=True" for r in fourth.rows)

@@ -48,10 +48,10 @@ def test_the_documented_example_registers_and_runs_everywhere():
     batch = m.segment_batch(jax.random.split(jax.random.key(0), 2), np.stack([image, image]),
                             m.quick_config)
     assert batch.labels.shape == (2, 32, 32)
-    assert comparison.parse_methods("sgscn,position_kmeans:4") == [("sgscn", None),
-                                                                   ("position_kmeans", 4)]
-    assert "position_kmeans" in comparison.method_functions()
-    plan = comparison.plan([("position_kmeans", 4)], False, comparison.quick_configs())
+    specs = comparison.parse_methods("sgscn,position_kmeans:4")
+    assert [str(s) for s in specs] == ["sgscn", "position_kmeans:4"]
+    assert specs[1].method is m
+    plan = comparison.plan(specs[1:], False, comparison.quick_configs())
     assert plan.table[0].slug == "position_kmeans_k4" and plan.table[0].config.k == 4
   finally:
     registry._METHODS.pop("position_kmeans", None)  # keep other tests' view of the registry

@@ -170,13 +170,20 @@ def test_paired_difference_matches_a_numpy_computation():
 
 def test_plan_runs_the_full_sgscn_once_and_the_ablation_weights():
   methods = comparison.parse_methods("sgscn,iic,kmeans:3,kmeans:6")
-  assert methods == [("sgscn", None), ("iic", None), ("kmeans", 3), ("kmeans", 6)]
+  assert [str(m) for m in methods] == ["sgscn", "iic", "kmeans:3", "kmeans:6"]
   for bad in ("sgscn:3", "nope", "kmeans:3,kmeans:3"):
     with pytest.raises(ValueError):
       comparison.parse_methods(bad)
   plan = comparison.plan(methods, True, comparison.default_configs())
+  # the slugs name the run folders: today's, so that existing folders resume
   assert [r.slug for r in plan.table] == ["sgscn", "iic_k3", "kmeans_k3", "kmeans_k6"]
-  assert [r.title for r in plan.table] == ["SGSCN", "IIC", "k-means k=3", "k-means k=6"]
+  assert [r.title for r in plan.table] == ["SGSCN", "IIC k=3", "k-means k=3", "k-means k=6"]
+  assert [r.method.name for r in plan.table] == ["sgscn", "iic", "kmeans", "kmeans"]
+  assert [r.k for r in plan.table] == [None, 3, 3, 6]
+  vote, = comparison.plan(comparison.parse_methods("vote:kmeans:5+otsu_blue"), False,
+                          comparison.default_configs()).table
+  assert vote.slug == "vote_kmeans_k5+otsu_blue" == vote.config.slug
+  assert vote.method.kind == "vote" and vote.title == vote.config.title
   assert [r.slug for r in plan.ablation] == ["sgscn_ce", "sgscn_ce_ss", "sgscn"]
   assert [r.slug for r in plan.runs] == ["sgscn", "iic_k3", "kmeans_k3", "kmeans_k6",
                                          "sgscn_ce", "sgscn_ce_ss"]
@@ -191,7 +198,8 @@ def test_plan_runs_the_full_sgscn_once_and_the_ablation_weights():
 
 def test_s3net_ablation_is_the_posters_four_variants_and_their_one_loss_pairs():
   configs = comparison.default_configs()
-  plan = comparison.plan([("s3net", None), ("sgscn", None)], True, configs, ablation_of="s3net")
+  plan = comparison.plan(comparison.parse_methods("s3net,sgscn"), True, configs,
+                         ablation_of="s3net")
   assert [r.slug for r in plan.ablation] == ["s3net_ce", "s3net_ce_s", "s3net_ce_at", "s3net"]
   assert [r.title for r in plan.ablation] == ["3.5 L_ce", "3.5 L_ce + 4 L_S",
                                               "3.5 L_ce + 0.2 L_AT", "3.5 L_ce + 0.2 L_AT + 4 L_S"]
@@ -386,7 +394,7 @@ def test_script_quick_mode_end_to_end(tmp_path):
 
 def test_run_options_take_each_methods_standardise_default(tmp_path):
   """reproduce_tables on lung CT: S3-Net's runs standardise, the others keep the flag's."""
-  plan = comparison.plan([("s3net", None), ("sgscn", None)], False,
+  plan = comparison.plan(comparison.parse_methods("s3net,sgscn"), False,
                          comparison.default_configs())
   options = image_runs.RunOptions(out_dir=str(tmp_path), standardise=False)
   prior = functools.partial(datasets.standardise_prior, "lung_ct")

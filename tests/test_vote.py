@@ -11,12 +11,12 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from sgscn_jax import get_method
+from sgscn_jax import get_method, registry
 from sgscn_jax.baselines import method_vote
 from sgscn_jax.data.datasets import list_dataset, object_prior
 from sgscn_jax.evaluation import consensus
 from sgscn_jax.evaluation.objects import ObjectConfig
-from sgscn_jax.running import comparison, images, runner
+from sgscn_jax.running import comparison, scoring
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = "vote:kmeans:2,otsu,kmeans:3"
@@ -31,11 +31,11 @@ def _cli(module, *flags):
 
 
 def _object_is_label_one(monkeypatch):
-  """`runner.find_object` replaced by 'the object is label 1', so hand-built label maps are
+  """`scoring.find_object` replaced by 'the object is label 1', so hand-built label maps are
   hand-built objects."""
   def find(labels, record, config):
-    return runner.FoundObject(np.asarray(labels) == 1, "label 1", 0.0, "tag")
-  monkeypatch.setattr(images.runner, "find_object", find)
+    return scoring.FoundObject(np.asarray(labels) == 1, "label 1", 0.0, "tag")
+  monkeypatch.setattr(scoring, "find_object", find)
 
 
 def test_three_members_vote_per_pixel_majority(monkeypatch):
@@ -43,13 +43,13 @@ def test_three_members_vote_per_pixel_majority(monkeypatch):
   a = np.array([[1, 1, 0, 0]])
   b = np.array([[1, 0, 1, 0]])
   c = np.array([[1, 0, 0, 0]])
-  found, vote = images.voted_object(None, [a, b, c], None, None, first_breaks_ties=True)
+  found, vote = scoring.voted_object(None, [a, b, c], None, None, first_breaks_ties=True)
   np.testing.assert_array_equal(found.mask, [[True, False, False, False]])
   np.testing.assert_allclose(vote.share, [[1, 1 / 3, 1 / 3, 0]])
   np.testing.assert_allclose(vote.agreement, [[1, 2 / 3, 2 / 3, 1]])
   assert found.reason.startswith("vote of 3 methods' objects (ties: the first member's")
   # permuting the members changes nothing with an odd count
-  again, _ = images.voted_object(None, [c, a, b], None, None, first_breaks_ties=True)
+  again, _ = scoring.voted_object(None, [c, a, b], None, None, first_breaks_ties=True)
   np.testing.assert_array_equal(again.mask, found.mask)
 
 
@@ -57,20 +57,20 @@ def test_two_members_tie_goes_to_the_first_members_object(monkeypatch):
   _object_is_label_one(monkeypatch)
   a = np.array([[1, 1, 0, 0]])
   b = np.array([[1, 0, 1, 0]])
-  ab, vote = images.voted_object(None, [a, b], None, None, first_breaks_ties=True)
-  ba, _ = images.voted_object(None, [b, a], None, None, first_breaks_ties=True)
+  ab, vote = scoring.voted_object(None, [a, b], None, None, first_breaks_ties=True)
+  ba, _ = scoring.voted_object(None, [b, a], None, None, first_breaks_ties=True)
   np.testing.assert_array_equal(ab.mask, [[True, True, False, False]])   # a's object
   np.testing.assert_array_equal(ba.mask, [[True, False, True, False]])   # b's object
   np.testing.assert_allclose(vote.agreement, [[1, 0.5, 0.5, 1]])
   # the seed consensus keeps its own tie rule: the consensus map's object
-  fused, _ = images.voted_object(np.array([[0, 0, 1, 1]]), [a, b], None, None)
+  fused, _ = scoring.voted_object(np.array([[0, 0, 1, 1]]), [a, b], None, None)
   np.testing.assert_array_equal(fused.mask, [[True, False, True, False]])
 
 
 def test_the_vote_method_runs_each_member_with_its_own_key():
   from sgscn_jax.data import synthetic
   import jax
-  config = method_vote.vote_config(method_vote.parse_members(SPEC), comparison.quick_configs())
+  config = registry.parse_method(SPEC).config(comparison.quick_configs())
   assert config.slugs == SLUGS and config.slug == "vote_kmeans_k2+otsu+kmeans_k3"
   assert config.title == "vote (k-means k=2, Otsu, k-means k=3)"
   image, _ = synthetic.lesion_image(0, (32, 32))
@@ -87,27 +87,26 @@ def test_the_vote_method_runs_each_member_with_its_own_key():
 
 
 def test_parse_errors():
-  assert comparison.parse_methods("sgscn,vote:kmeans:5,otsu") == [
-      ("sgscn", None), ("vote", (("kmeans", 5), ("otsu", None)))]
-  assert comparison.parse_methods("vote:kmeans:5+otsu_blue,chan_vese") == [
-      ("vote", (("kmeans", 5), ("otsu_blue", None))), ("chan_vese", None)]
+  """A vote is named in the registry's grammar (`registry.parse_methods`): members after
+  `vote:` joined by `+` (or, the older form, by commas when the vote comes last)."""
+  assert [str(s) for s in comparison.parse_methods("sgscn,vote:kmeans:5,otsu")] == [
+      "sgscn", "vote:kmeans:5+otsu"]
+  assert [str(s) for s in comparison.parse_methods("vote:kmeans:5+otsu_blue,chan_vese")] == [
+      "vote:kmeans:5+otsu_blue", "chan_vese"]
   for text, message in (("vote:kmeans:5", "at least 2 member methods"),
                         ("vote", "at least 2 member methods"),
-                        ("vote:kmeans:5,nope", "unknown member 'nope'; members are any of sgscn"),
-                        ("vote:otsu:3,kmeans", "member otsu takes no :k"),
-                        ("vote:kmeans:x,otsu", ":k must be an integer"),
-                        ("vote:vote:a,b", "cannot be a member of a vote")):
-    with pytest.raises(method_vote.VoteError, match=message):
+                        ("vote:kmeans:5,nope", "unknown method 'nope'"),
+                        ("vote:otsu:3,kmeans", "otsu takes no number of clusters"),
+                        ("vote:kmeans:x,otsu", "neither a number of clusters nor FIELD=VALUE"),
+                        ("vote:vote:a,b", "vote takes member methods"),
+                        ("vote:kmeans,kmeans:3", "a member is named twice")):  # default k 3
+    with pytest.raises(registry.MethodSpecError, match=message):
       comparison.parse_methods(text)
-  with pytest.raises(method_vote.VoteError, match="asked twice"):
-    comparison.plan(comparison.parse_methods("vote:kmeans,kmeans:3"), False,
-                    comparison.quick_configs())   # kmeans' default k is 3
   with pytest.raises(method_vote.VoteError, match="needs the object step"):
-    method_vote.check_options(method_vote.vote_config(method_vote.parse_members(SPEC),
-                                                      comparison.quick_configs()),
+    method_vote.check_options(registry.parse_method(SPEC).config(comparison.quick_configs()),
                               objects=None)
   unknown = _cli("experiments.segment", "--method=vote:kmeans:2,nope", *DEMO)
-  assert unknown.returncode == 2 and "unknown member 'nope'" in unknown.stderr
+  assert unknown.returncode == 2 and "unknown method 'nope'" in unknown.stderr
   no_objects = _cli("experiments.segment", f"--method={SPEC}", "--noobjects", *DEMO)
   assert no_objects.returncode == 2
   assert "it needs the object step (drop --noobjects)" in no_objects.stderr
@@ -117,7 +116,7 @@ def _revote(out, record, config):
   """The vote again, from the saved member label maps, as the runner does it."""
   members = [np.asarray(iio.imread(out / "member_labels" / f"{record.case_id}_{s}.png"))
              for s in SLUGS]
-  found = [runner.find_object(m, record, config).mask for m in members]
+  found = [scoring.find_object(m, record, config).mask for m in members]
   return consensus.vote_objects(np.stack(found), tie=found[0])
 
 

@@ -1,8 +1,9 @@
 """A vote of methods: several registered methods segment one image, their objects are voted.
 
-`--method vote:kmeans:5,otsu_blue,chan_vese` (experiments.segment) or the same item in
-`--methods` (experiments.reproduce_tables) runs each member, a registered method with its own
-config, on the image with its own key, and the image runner (`running.images`) finds each
+`--method vote:kmeans:5+otsu_blue+chan_vese` (experiments.segment; the registry's grammar,
+`registry.parse_method`) or the same item in `--methods` (experiments.reproduce_tables) runs
+each member, a registered method with its own config, on the image with its own key, and the
+image runner (`running.images`, which asks `Method.kind == "vote"`) finds each
 member's mask-free object with the run's `ObjectConfig` (the data set's object prior), as it
 would for that method alone. The case's object is their per-pixel majority
 (`evaluation.consensus.vote_objects`, the seed consensus's vote):
@@ -20,9 +21,11 @@ votes again) and the share of members whose object holds each pixel
 This module is the method half: `VoteConfig` (the members and their configs),
 `VoteEntryPoints` (each member's `segment_batch` on the same images, member j with keys
 `fold_in(key, j)`: for a case, `fold_in(case_key, j)`), the parsing of member lists and the
-checks; the object half is the image runner's (`running.images.voted_object`). The vote is
-registered once by `sgscn_jax.builtin_methods` as `vote`; a vote is of objects, so a run
-without the object step (`--noobjects`) is refused, and so is a seed consensus of a vote.
+checks; the object half is the image runner's (`running.scoring.voted_object`, the member
+files `running.case_files`). The vote is registered once by `sgscn_jax.builtin_methods` as
+`vote`; a vote is of objects, so a run without the object step (`--noobjects`) is refused,
+and so is a seed consensus of a vote. (`parse_members`, `vote_config` and `is_vote` are the
+older parser, kept for `distil.teacher`; the grammar is `registry.parse_method`'s.)
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 network): the summary per protocol, every case in a table sortable by any column with
 thumbnails that open full size, each case's loss and label-count history as a small plot,
 and the run's settings and versions. A case whose label map collapsed (its row's `collapsed`:
-the largest cluster holds at least `runner.COLLAPSE_SHARE` of the pixels) is highlighted, and
-counted under the title.
+the largest cluster holds at least `running.scoring.COLLAPSE_SHARE` of the pixels) is
+highlighted, and counted under the title.
 """
 
 from __future__ import annotations

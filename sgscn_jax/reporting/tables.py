@@ -20,17 +20,23 @@ standard deviations for `results.write_csv_rows`. `paired_difference` / `paired_
 compare two columns case by case (they need the columns' per-case `rows`): the mean of
 a − b, a 95 % bootstrap interval over cases, per-seed means and wins, so that a reader can
 tell a resolved ordering from one inside the noise. `copy_stamped` copies the tables
-into a folder of the docs, each headed by the command and the commit that made it.
+into a folder of the docs, each headed by the command and the commit that made it
+(`reporting.stamps`); the paper's published figures are `reporting.paper`'s.
 """
 
 from __future__ import annotations
 
 import math
-import subprocess
-from pathlib import Path
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
+
+# The paper's figures and the docs' stamps live in their own modules; their names are also
+# importable from here.
+from sgscn_jax.reporting.paper import (PAPER_FIGURES, PAPER_PH2, PAPER_ROWS,  # noqa: F401
+                                       PAPER_ULTRASOUND, paper_figures, paper_ph2)
+from sgscn_jax.reporting.stamps import (STAMPED_SUFFIXES, copy_stamped,  # noqa: F401
+                                        source_commit, stamp_line)
 
 
 class Metric(NamedTuple):
@@ -58,45 +64,6 @@ METRICS = (
            "HD95 = the larger of the two directed 95th-percentile distances between the "
            "boundaries of A and B, in pixels of the mask"),
 )
-
-# SGSCN's Table 1 on all 200 PH2 images (REFERENCE.md section 1), in %, keyed by
-# (method, k); k None: the paper does not say. "hm_published": the paper's HM, whose
-# values above 100 % no bounded definition allows: never shown in our HM row.
-PAPER_PH2: Dict[tuple, Dict[str, float]] = {
-    ("kmeans", 3): {"dice": 71.3, "hm_published": 130.8, "xor": 41.3},
-    ("kmeans", 4): {"dice": 67.7, "hm_published": 165.2, "xor": 44.9},
-    ("deepcluster", None): {"dice": 79.6, "hm_published": 35.8, "xor": 31.3},
-    ("iic", None): {"dice": 81.2, "hm_published": 35.3, "xor": 29.8},
-    ("sgscn", None): {"dice": 83.4, "hm_published": 32.3, "xor": 28.2},
-}
-# The SGSCN paper's Table 2: SYSU-US liver tumours in ultrasound (100 images; DSC only). The
-# project's ultrasound data set is another one (breast tumours, BUS_UC): same modality and
-# task, not the same images.
-PAPER_ULTRASOUND: Dict[tuple, Dict[str, float]] = {
-    ("kmeans", 5): {"dice": 37.1},
-    ("kmeans", 6): {"dice": 39.3},
-    ("deepcluster", None): {"dice": 60.9},
-    ("iic", None): {"dice": 58.3},
-    ("sgscn", None): {"dice": 63.2},
-}
-PAPER_ROWS = (("dice", "DSC, paper (%, its whole data set)"), ("xor", "XOR, paper (%)"),
-              ("hm_published", "HM as published, paper (%, definition unstated)"))
-PAPER_FIGURES = {"ph2": PAPER_PH2, "ultrasound": PAPER_ULTRASOUND}
-
-
-def paper_figures(dataset: str, method: str, k: Optional[int]) -> Dict[str, float]:
-  """The SGSCN paper's numbers of a method on a data set's modality (PH2: Table 1;
-  ultrasound: Table 2, on SYSU-US), k-means by k, other methods whatever k; or {}."""
-  table = PAPER_FIGURES.get(dataset, {})
-  if method == "kmeans":
-    return dict(table.get(("kmeans", k), {}))
-  return dict(table.get((method, None), {}))
-
-
-def paper_ph2(method: str, k: Optional[int]) -> Dict[str, float]:
-  """The paper's PH2 numbers of a method (k-means by k; other methods whatever k), or {}."""
-  return paper_figures("ph2", method, k)
-
 
 class Column(NamedTuple):
   slug: str                        # CSV header, e.g. "kmeans_k3"
@@ -409,53 +376,3 @@ def protocols_markdown(columns: Sequence[Column], keys: Sequence[str], title: st
           if text:
             lines.append(f"- {protocols.PROTOCOL_NAMES[key]}: {text}")
   return "\n".join(lines) + "\n"
-
-
-# ----------------------------------------------------------------------------- provenance
-
-STAMPED_SUFFIXES = (".md", ".csv")
-
-
-def stamp_line(name: str, command: str, commit: str, newline: str = "\n") -> str:
-  """The first line of a table file kept in the docs: `<!-- made by: <command> at commit
-  <commit> -->` in Markdown, `# made by: ...` in a CSV."""
-  text = f"made by: {command} at commit {commit}"
-  if name.endswith(".md"):
-    return f"<!-- {text} -->{newline}"
-  if name.endswith(".csv"):
-    return f"# {text}{newline}"
-  raise ValueError(f"no stamp for {name!r}: only {', '.join(STAMPED_SUFFIXES)} files")
-
-
-def source_commit() -> str:
-  """`git rev-parse --short HEAD` of this checkout, `-dirty` appended when tracked files
-  under sgscn_jax/ or experiments/ differ from it; "unknown" outside a git checkout."""
-  root = Path(__file__).resolve().parents[2]
-  try:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
-                          capture_output=True, text=True).stdout.strip()
-    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                              "sgscn_jax", "experiments"], cwd=root, check=True,
-                             capture_output=True, text=True).stdout.strip()
-  except (OSError, subprocess.CalledProcessError):
-    return "unknown"
-  return head + ("-dirty" if changed else "")
-
-
-def copy_stamped(written: Mapping[str, str], tables_dir: str, command: str,
-                 commit: str) -> List[str]:
-  """Copies the Markdown and CSV files of `written` (`{name: path}`, as
-  `comparison.write_outputs` returns it) into `tables_dir`, each with `stamp_line` first (in
-  the file's own line ending); figures and JSON are not copied. Returns the paths written."""
-  out = Path(tables_dir)
-  out.mkdir(parents=True, exist_ok=True)
-  copied = []
-  for name, path in sorted(written.items()):
-    if not name.endswith(STAMPED_SUFFIXES):
-      continue
-    text = Path(path).read_bytes().decode("utf-8")
-    newline = "\r\n" if text.split("\n", 1)[0].endswith("\r") else "\n"
-    target = out / name
-    target.write_bytes((stamp_line(name, command, commit, newline) + text).encode("utf-8"))
-    copied.append(str(target))
-  return copied

@@ -1,8 +1,9 @@
 """The paper's comparison on a data set: every method, one protocol, one scoring code.
 
-    plan(methods, ablation)  ->  runs: (slug, method, config)
-    run_all: each (run, seed) is `image_runs.run_dataset` into `<out>/<slug>/seed<s>/`
-             (resumable; scored there with both selection rules)
+    parse_methods(text)      ->  method specs (`registry.parse_methods`: kmeans:5, vote:A+B)
+    plan(specs, ablation)    ->  runs: (slug, title, spec, config)
+    run_all: each (run, seed) is `image_runs.run_dataset` of the run's registered method
+             into `<out>/<slug>/seed<s>/` (resumable; scored there with every protocol)
     write_outputs: the runs' summaries -> table1.{md,csv}, table1_central.{md,csv},
              ablation.{md,csv,png}, ablation_central.{md,csv}, cases.png, run_log.{csv,json}
 
@@ -19,26 +20,23 @@ an error (resuming it would mix two protocols).
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
-import imageio.v3 as iio
 import numpy as np
 
-from sgscn_jax.reporting import charts
-from sgscn_jax.evaluation import metrics, selection
-from sgscn_jax.running import images as image_runs
-from sgscn_jax.running import distributed, folder, results
-from sgscn_jax.reporting import tables
-from sgscn_jax.data import files
 from sgscn_jax import registry
 from sgscn_jax.baselines import method_vote
-from sgscn_jax.evaluation import protocols
 from sgscn_jax.core.config import Config
+from sgscn_jax.data import files
 from sgscn_jax.data.datasets import Case, Record
+from sgscn_jax.evaluation import protocols
+from sgscn_jax.reporting import figures, tables
+from sgscn_jax.reporting.figures import cases_figure, pick_cases  # noqa: F401 - also from here
+from sgscn_jax.running import distributed, folder, results
+from sgscn_jax.running import images as image_runs
 
 DEFAULT_METHODS = ("sgscn", "deepcluster", "iic", "kmeans:3", "kmeans:4", "kmeans:5", "kmeans:6",
                    "kmeans:2", "otsu", "otsu_blue", "chan_vese")
@@ -63,11 +61,25 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
 class Run(NamedTuple):
-  slug: str        # folder and CSV name, e.g. "kmeans_k3"
-  title: str       # column name, e.g. "k-means k=3"
-  method: str      # a name in `registry.METHODS`
-  k: Optional[int]  # clusters asked of a baseline; None for SGSCN and a vote
-  config: Any      # `Config` or the baseline's config
+  slug: str                  # folder and CSV name, e.g. "kmeans_k3" (`MethodSpec.slug`)
+  title: str                 # column name, e.g. "k-means k=3" (`MethodSpec.title`)
+  spec: registry.MethodSpec  # the method as named, e.g. `kmeans:3`
+  config: Any                # the method's config for this run (a vote's `VoteConfig`)
+
+  @property
+  def method(self) -> registry.Method:
+    """The registered method the run is handed to (`image_runs.run_dataset`)."""
+    return self.spec.method
+
+  @property
+  def name(self) -> str:
+    """The registered method's name, e.g. "kmeans"."""
+    return self.spec.name
+
+  @property
+  def k(self) -> Optional[int]:
+    """The clusters asked of a method that takes them (for the paper's figures), else None."""
+    return self.config.k if self.method.takes_k else None
 
 
 class TablePlan(NamedTuple):
@@ -93,40 +105,14 @@ def quick_configs() -> Dict[str, Any]:
   return {name: registry.get_method(name).quick_config for name in registry.method_names()}
 
 
-def method_functions(compiler_options: Optional[Dict[str, Any]] = None
-                     ) -> Dict[str, image_runs.Method]:
-  """The batched function of every registered method; with `compiler_options`, freshly
-  jitted with them (the same code, e.g. `FAST_COMPILE` for a quick run)."""
-  return {name: registry.get_method(name).entry_points(compiler_options).segment_batch
-          for name in registry.method_names()}
+def parse_methods(text: str | Sequence[str]) -> List[registry.MethodSpec]:
+  """`"sgscn,iic,kmeans:3,vote:kmeans:5+otsu_blue"` -> their `registry.MethodSpec`s (the
+  registry's grammar, `registry.parse_methods`).
 
-
-def parse_methods(text: str | Sequence[str]) -> List[tuple]:
-  """`"sgscn,iic,kmeans:3"` -> `[("sgscn", None), ("iic", None), ("kmeans", 3)]`.
-
-  A method whose config has a `k` may carry `:k`; without it its default k is used.
-  A vote of methods (`baselines.method_vote`) is `("vote", ((name, k), ...))`: written
-  `vote:kmeans:5,otsu_blue` it takes every item after it as a member (so it comes last);
-  written with `+` between its members (`vote:kmeans:5+otsu_blue,sgscn`) it ends at the
-  next comma.
+  Raises:
+    registry.MethodSpecError: a bad spec, or one named twice (one line).
   """
-  items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
-  parsed = []
-  for index, item in enumerate(items):
-    if method_vote.is_vote(item):
-      rest = [] if "+" in item else items[index + 1:]
-      parsed.append((method_vote.NAME, method_vote.parse_members(",".join([item] + rest))))
-      if rest:
-        break
-      continue
-    name, _, k = item.partition(":")
-    method = registry.get_method(name)
-    if k and not method.takes_k:
-      raise ValueError(f"{name} takes no :k (its number of labels is not fixed)")
-    parsed.append((name, int(k) if k else None))
-  if len(set(parsed)) != len(parsed):
-    raise ValueError(f"a method is asked twice: {items}")
-  return parsed
+  return registry.parse_methods(text)
 
 
 def _weights_title(config: Config) -> str:
@@ -138,23 +124,12 @@ def _weights_title(config: Config) -> str:
   return " + ".join(parts) if parts else "no loss"
 
 
-def plan(methods: Sequence[tuple], ablation: bool, configs: Mapping[str, Any],
+def plan(methods: Sequence[registry.MethodSpec], ablation: bool, configs: Mapping[str, Any],
          ablation_of: str = SGSCN) -> TablePlan:
-  """The runs of Table 1 (`methods` from `parse_methods`) and of the ablation of
+  """The runs of Table 1 (`methods` from `parse_methods`, each with `spec.config(configs)`:
+  the run's config of that method with the fields the spec sets) and of the ablation of
   `ablation_of`'s losses (`ABLATIONS`: sgscn or s3net)."""
-  table = []
-  for name, k in methods:
-    if name == method_vote.NAME:   # k: the members, each with its run's config
-      config = method_vote.vote_config(k, configs)
-      table.append(Run(config.slug, config.title, name, None, config))
-      continue
-    method = registry.get_method(name)
-    if not method.takes_k:
-      table.append(Run(name, method.title, name, None, configs[name]))
-      continue
-    config = configs[name] if k is None else dataclasses.replace(configs[name], k=k)
-    title = method.title + (f" k={config.k}" if k is not None else "")
-    table.append(Run(f"{name}_k{config.k}", title, name, config.k, config))
+  table = [Run(spec.slug, spec.title, spec, spec.config(configs)) for spec in methods]
   variants = []
   if ablation:
     if ablation_of not in ABLATIONS:
@@ -162,7 +137,8 @@ def plan(methods: Sequence[tuple], ablation: bool, configs: Mapping[str, Any],
                        f"{', '.join(ABLATIONS)}")
     for slug, weights in ABLATIONS[ablation_of]:
       config = configs[ablation_of].with_weights(**weights)
-      variants.append(Run(slug, _weights_title(config), ablation_of, None, config))
+      variants.append(Run(slug, _weights_title(config), registry.MethodSpec(ablation_of),
+                          config))
   return TablePlan(table, variants)
 
 
@@ -179,9 +155,9 @@ def run_options(options: image_runs.RunOptions, root: Path, run: Run, seed: int,
                  standardise_of: Optional[Callable[[str], bool]] = None
                  ) -> image_runs.RunOptions:
   """The options of one (run, seed): its folder `root/<slug>/seed<s>`, seed and name, and
-  `standardise_of(run.method)` where given (a data set's per-method default, e.g. lung CT
+  `standardise_of(run.name)` where given (a data set's per-method default, e.g. lung CT
   standardises S3-Net's input: `datasets.standardise_prior`)."""
-  standardise = options.standardise if standardise_of is None else standardise_of(run.method)
+  standardise = options.standardise if standardise_of is None else standardise_of(run.name)
   return dataclasses.replace(options, out_dir=str(root / run.slug / f"seed{seed}"), seed=seed,
                              method_name=run.slug, standardise=standardise)
 
@@ -198,13 +174,16 @@ def _same_settings(config: Any, options: image_runs.RunOptions, dataset: Optiona
 
 
 def run_all(plan_: TablePlan, seeds: Sequence[int], cases: Sequence[Case],
-            load: Callable[[Case], Record], options: image_runs.RunOptions,
-            functions: Mapping[str, image_runs.Method],
+            load: Callable[[Case], Record], options: image_runs.RunOptions, *,
+            compiler_options: Optional[Mapping[str, Any]] = None,
+            call_kwargs: Optional[Mapping[str, Any]] = None,
             run_info: Optional[Dict[str, Any]] = None,
             standardise_of: Optional[Callable[[str], bool]] = None,
             team: Optional[distributed.Team] = None
             ) -> tuple[Dict[str, List[image_runs.RunResult]], List[Dict[str, Any]]]:
-  """Runs every (run, seed) of `plan_` into `options.out_dir/<slug>/seed<s>`.
+  """Runs every (run, seed) of `plan_` into `options.out_dir/<slug>/seed<s>`: the run's
+  registered method (`run.method`) with its config, through `image_runs.run_dataset` with
+  `compiler_options` (e.g. `FAST_COMPILE` for a quick run) and `call_kwargs`.
 
   `standardise_of(method name)`, where given, decides each run's `standardise` (else
   `options.standardise` for all). With a `team` (`distributed.initialize`) every process
@@ -219,8 +198,9 @@ def run_all(plan_: TablePlan, seeds: Sequence[int], cases: Sequence[Case],
   root = Path(options.out_dir)
   runs = plan_.runs
   for run in runs:  # a vote needs the object step: refused before anything runs
-    method_vote.check_options(run.config, objects=options.objects,
-                              seeds_per_image=options.seeds_per_image)
+    if run.method.kind == "vote":
+      method_vote.check_options(run.config, objects=options.objects,
+                                seeds_per_image=options.seeds_per_image)
   for run in runs:  # check every folder before spending hours on the first runs
     for seed in seeds:
       _same_settings(run.config, run_options(options, root, run, seed, standardise_of),
@@ -233,14 +213,16 @@ def run_all(plan_: TablePlan, seeds: Sequence[int], cases: Sequence[Case],
     resumed = sum(results.case_path(opts.out_dir, c.case_id).exists() for c in cases)
     print(f"{run.slug} seed {seed}: {len(cases)} cases -> {opts.out_dir}", file=sys.stderr)
     t = time.perf_counter()
-    result = image_runs.run_dataset(cases, load, run.config, opts, method=functions[run.method],
+    result = image_runs.run_dataset(cases, load, run.config, opts, run.method,
+                                    compiler_options=compiler_options,
+                                    call_kwargs=call_kwargs,
                                     run_info=dict(run_info or {}, table_run=run.slug),
                                     team=team, leave_team=index == len(rounds) - 1)
     wall = time.perf_counter() - t
     out.setdefault(run.slug, []).append(result)
     if team is None or team.leader:
       log.append(
-          {"run": run.slug, "method": run.method, "seed": seed, "cases": len(cases),
+          {"run": run.slug, "method": run.name, "seed": seed, "cases": len(cases),
            "finished": result.summary["finished"], "failed": len(result.failures),
            "resumed": resumed, "wall_seconds": round(wall, 2),
            "seconds_per_image": result.summary["seconds_per_case"]["mean"]})
@@ -251,7 +233,7 @@ def _columns(runs: Sequence[Run], done: Mapping[str, List[image_runs.RunResult]]
              paper: Optional[str]) -> List[tables.Column]:
   """Table columns; `paper`: the data set whose published figures join them (or None)."""
   return [tables.Column(r.slug, r.title, [res.summary for res in done[r.slug]],
-                        tables.paper_figures(paper, r.method, r.k) if paper else {},
+                        tables.paper_figures(paper, r.name, r.k) if paper else {},
                         [res.rows for res in done[r.slug]]) for r in runs]
 
 
@@ -293,62 +275,6 @@ def protocol_reference(runs: Sequence[Run]) -> Optional[str]:
   return next((s for s in ("otsu_blue", "otsu") if s in slugs), None)
 
 
-def _chart(columns: Sequence[tables.Column], title: str) -> np.ndarray:
-  shown = [m for m in tables.METRICS if m.key in ("dice", "jaccard", "xor")]
-  groups = [f"{m.label} ({m.better} is better)" for m in shown]
-  series = []
-  for c in columns:
-    cells = [tables.metric_cell(c.summaries, m) for m in shown]
-    series.append((c.title, [x.mean for x in cells], [x.std_images for x in cells]))
-  return charts.bar_chart(groups, series, title=title,
-                          y_label="% (bars: mean over images; whiskers: ± std over images)")
-
-
-def pick_cases(rows: Sequence[Mapping[str, Any]], n: int,
-               key: str = "largest_overlap.dice") -> List[str]:
-  """`n` case ids spread over a run's ranking by `key` (best, ..., worst), evenly spaced."""
-  scored = sorted(((r.get(key, math.nan), r["case_id"]) for r in rows),
-                  key=lambda x: (-x[0] if math.isfinite(x[0]) else math.inf, x[1]))
-  if not scored:
-    return []
-  picks = np.unique(np.round(np.linspace(0, len(scored) - 1, min(n, len(scored)))).astype(int))
-  return [scored[i][1] for i in picks]
-
-
-def cases_figure(runs: Sequence[Run], out_dir: Path, seed: int, cases: Sequence[Case],
-                 load: Callable[[Case], Record], case_ids: Sequence[str],
-                 panel_height: int = 128) -> Optional[np.ndarray]:
-  """Rows = `case_ids`; columns image, ground truth, each run's largest-overlap segment."""
-  by_id = {c.case_id: c for c in cases}
-  rows = []
-  for case_id in case_ids:
-    record = load(by_id[case_id])
-    if record.mask is None:
-      continue
-    valid = record.extra.get("valid")
-    size = charts.panel_size(record.image.shape, panel_height)
-    panels = [charts.segment_panel(record.image, None, None, height=panel_height),
-              charts.mask_panel(charts.nearest(record.mask, size))]
-    captions = ["", ""]
-    for run in runs:
-      path = out_dir / run.slug / f"seed{seed}" / "labels" / f"{case_id}.png"
-      if not path.exists():
-        panels.append(np.full(size + (3,), 255, np.uint8))
-        captions.append("missing")
-        continue
-      labels = np.asarray(iio.imread(path)).astype(np.int64)
-      pred = selection.select(labels, "largest_overlap", record.mask, valid)
-      panels.append(charts.segment_panel(record.image, pred, record.mask, height=panel_height))
-      captions.append(f"DSC {100 * metrics.dice(pred, record.mask, valid):.1f}")
-    rows.append((case_id, panels, captions))
-  if not rows:
-    return None
-  return charts.case_grid(
-      ["image", "ground truth"] + [r.title for r in runs], rows, panel_height=panel_height,
-      footer=f"yellow: each method's label with the largest overlap with the ground truth "
-             f"(seed {seed}); cyan: ground-truth outline; DSC of that label")
-
-
 def write_outputs(plan_: TablePlan, done: Mapping[str, List[image_runs.RunResult]],
                   log: Sequence[Dict[str, Any]], out_dir: str, *, dataset: str,
                   seeds: Sequence[int], cases: Sequence[Case], load: Callable[[Case], Record],
@@ -373,7 +299,7 @@ def write_outputs(plan_: TablePlan, done: Mapping[str, List[image_runs.RunResult
                      for results_ in done.values() for res in results_)]
   for rule in present:
     suffix = PROTOCOL_SUFFIX[rule]
-    ablation_title = ABLATION_TITLES.get(plan_.ablation[0].method if plan_.ablation else SGSCN)
+    ablation_title = ABLATION_TITLES.get(plan_.ablation[0].name if plan_.ablation else SGSCN)
     for name, runs, title in (("table1", plan_.table, "Table 1"),
                               ("ablation", plan_.ablation, ablation_title)):
       if not runs:
@@ -400,8 +326,9 @@ def write_outputs(plan_: TablePlan, done: Mapping[str, List[image_runs.RunResult
       results.write_csv_rows(out / f"{name}{suffix}.csv", rows, header)
       written[f"{name}{suffix}.csv"] = str(out / f"{name}{suffix}.csv")
       if name == "ablation" and rule == "largest_overlap":
-        owner = registry.get_method(plan_.ablation[0].method).title
-        files.write_png(out / "ablation.png", _chart(columns, f"{owner} losses, {dataset}"))
+        owner = plan_.ablation[0].method.title
+        files.write_png(out / "ablation.png",
+                        figures.ablation_chart(columns, f"{owner} losses, {dataset}"))
         written["ablation.png"] = str(out / "ablation.png")
   for name, runs in (("protocols", plan_.table), ("protocols_ablation", plan_.ablation)):
     if runs and present:
@@ -412,8 +339,8 @@ def write_outputs(plan_: TablePlan, done: Mapping[str, List[image_runs.RunResult
   figure_runs = plan_.table or plan_.ablation
   if figure_runs and figure_cases > 0:
     reference = done[figure_runs[0].slug][0].rows
-    ids = pick_cases(reference, figure_cases)
-    grid = cases_figure(figure_runs, out, seeds[0], cases, load, ids)
+    ids = figures.pick_cases(reference, figure_cases)
+    grid = figures.cases_figure(figure_runs, out, seeds[0], cases, load, ids)
     if grid is not None:
       files.write_png(out / "cases.png", grid)
       written["cases.png"] = str(out / "cases.png")

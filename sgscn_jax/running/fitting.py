@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 import jax
 import numpy as np
 
+from sgscn_jax import registry
 from sgscn_jax.data import files
 from sgscn_jax.running.folder import RunFolderError
 
@@ -81,10 +82,15 @@ def fit_settings(name: str, config: Any, seed: int, ids: Sequence[str],
       "fit_dir": fit_dir, "images": list(ids), "shapes": [list(s[:2]) for s in shapes]}))
 
 
-def load_or_fit(method, config: Any, images: Callable[[], Tuple[Sequence[str], list]],
-                out: Path, seed: int, *, fit_dir: Optional[str] = None,
-                overwrite: bool = False) -> Dict[str, Any]:
+def load_or_fit(method: registry.Method, config: Any,
+                images: Callable[[], Tuple[Sequence[str], list]], out: Path, seed: int, *,
+                fit_dir: Optional[str] = None, overwrite: bool = False,
+                objects: Any = None) -> Dict[str, Any]:
   """The state of `method` (a `registry.Method` with `fit`) for this run folder.
+
+  The fit is `registry.fit_method(method, images, config, key, registry.FitContext(ids,
+  objects, out, seed))`: a fit with a `context` parameter is told the images' ids, the
+  run's object settings, the run folder and the seed.
 
   Args:
     images: called only when the state must be checked or fitted: `(ids, [H, W, C] arrays)`,
@@ -92,6 +98,7 @@ def load_or_fit(method, config: Any, images: Callable[[], Tuple[Sequence[str], l
     out, seed: the run folder and the run's seed.
     fit_dir: recorded (the images come from it instead of the run's cases).
     overwrite: fit again when the saved state was fitted with other settings.
+    objects: the run's object step settings (`evaluation.objects.ObjectConfig`) or None.
 
   Raises:
     RunFolderError: a saved state fitted with other settings, without `overwrite`.
@@ -114,7 +121,9 @@ def load_or_fit(method, config: Any, images: Callable[[], Tuple[Sequence[str], l
           file=sys.stderr)
   print(f"{method.name}: fitting on {len(ids)} images -> {npz}", file=sys.stderr)
   start = time.perf_counter()
-  state = method.fit(arrays, config, jax.random.fold_in(jax.random.key(seed), FIT_SALT))
+  context = registry.FitContext(tuple(ids), objects, Path(out), seed)
+  state = registry.fit_method(method, arrays, config,
+                              jax.random.fold_in(jax.random.key(seed), FIT_SALT), context)
   seconds = time.perf_counter() - start
   save_state(npz, state)
   files.write_json(meta, dict(now, fit_seconds=round(seconds, 2),

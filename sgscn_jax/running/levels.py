@@ -24,7 +24,7 @@ import numpy as np
 from sgscn_jax.data import files, resize
 from sgscn_jax.data.datasets import Record
 from sgscn_jax.evaluation import metrics, selection
-from sgscn_jax.running import runner
+from sgscn_jax.running import scoring
 
 LEVELS_DIR = "levels"
 
@@ -66,7 +66,7 @@ def oracle_fields(found: Dict[str, np.ndarray], record: Record,
   if object_config is not None:
     best = None
     for v, labels in enumerate(found["levels"]):
-      mask = runner.find_object(labels, record, object_config).mask
+      mask = scoring.find_object(labels, record, object_config).mask
       dsc = metrics.dice(mask, gt, valid)
       if best is None or dsc > best[0]:
         best = (dsc, v, mask)
@@ -85,7 +85,7 @@ def _put(row, key, best, found, record) -> None:
 
 def level_objects(found: Dict[str, np.ndarray], record: Record, object_config: Any) -> list:
   """The mask-free object `[H, W]` bool of every level (the run's object step)."""
-  return [runner.find_object(labels, record, object_config).mask for labels in found["levels"]]
+  return [scoring.find_object(labels, record, object_config).mask for labels in found["levels"]]
 
 
 def object_stable_level(objects_: list) -> int:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Sequence
 import imageio.v3 as iio
 import numpy as np
 
-from sgscn_jax.running import runner
+from sgscn_jax.running import runner, scoring
 from sgscn_jax.data import resize
 from sgscn_jax.running import results
 from sgscn_jax.data import files
@@ -42,7 +42,7 @@ def rescore(cases: Sequence[Case], load: Callable[[Case], Record], out_dir: str,
       object_path = out / "objects" / f"{case.case_id}.png"
       found = np.asarray(iio.imread(object_path)) > 0 if object_path.exists() else None
       row: Dict[str, Any] = {"case_id": case.case_id, "n_labels": int(len(np.unique(labels)))}
-      row.update(runner.score_labels(labels, record, found))
+      row.update(scoring.score_labels(labels, record, found))
       rows.append(row)
     except Exception as e:  # noqa: BLE001 - record and go on
       failures.append({"case_id": case.case_id, "path": str(path),

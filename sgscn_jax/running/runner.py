@@ -17,7 +17,8 @@ case is done exactly when its JSON exists; a failing case is recorded with its r
 failures.csv and the run goes on; Ctrl-C leaves every finished case intact; each case's
 key is `case_key(seed, case_id)`, independent of batch composition, order or resumption.
 The drivers are `images.ImageDriver` (bucketed batches of 2D images) and
-`volumes.VolumeDriver` (planned volumes, one at a time).
+`volumes.VolumeDriver` (planned volumes, one at a time); what a case is worth is
+`scoring`'s, how an image case is written `case_files`'.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ import jax
 import numpy as np
 
 from sgscn_jax.data import files
-from sgscn_jax.data.datasets import Case, Record
-from sgscn_jax.evaluation import objects, protocols, selection
+from sgscn_jax.data.datasets import Case
+from sgscn_jax.evaluation import protocols
 from sgscn_jax.reporting import html_report, progress, summary as summary_md
 from sgscn_jax.running import distributed, folder, results
 
@@ -109,71 +110,6 @@ class Driver(Protocol):
     """After the summary (e.g. the montage)."""
 
 
-def score_labels(labels: np.ndarray, record: Record,
-                 object_mask: Optional[np.ndarray] = None,
-                 gt_clipped: Optional[int] = None) -> Dict[str, float]:
-  """Metrics of every protocol that applies (`protocols.score`), `{"<protocol>.<metric>"}`.
-
-  Uses the record's `valid` region (e.g. DRIVE's field of view) and, for volumes, its voxel
-  `spacing` (HD95 in the spacing's unit), when present in `record.extra`. `gt_clipped`
-  (a dilation radius; None: off, the default) adds the INFLATED diagnostic protocol.
-  """
-  return protocols.score(labels, record.mask, record.extra.get("valid"),
-                         record.extra.get("spacing"), object_mask, gt_clipped)
-
-
-class FoundObject(NamedTuple):
-  mask: np.ndarray     # [*spatial] bool at the label map's shape
-  reason: str          # what the object step chose, in words
-  seconds: float
-  config_tag: str = ""  # `objects.config_tag` of the settings that found it
-
-
-def find_object(labels: np.ndarray, record: Record, config: objects.ObjectConfig) -> FoundObject:
-  """The mask-free object of a label map (`objects.extract_object`), timed."""
-  start = time.perf_counter()
-  found = objects.extract_object(labels, record.image, config, valid=record.extra.get("valid"))
-  return FoundObject(np.asarray(found.mask, bool), found.reason, time.perf_counter() - start,
-                     objects.config_tag(config))
-
-
-def add_scores(row: Dict[str, Any], labels: np.ndarray, record: Record,
-               found: Optional[FoundObject], gt_clipped: Optional[int] = None) -> None:
-  """The object's fields (when there is one) and every protocol's scores, into `row`
-  (with `gt_clipped`, also the INFLATED diagnostic protocol)."""
-  if found is not None:
-    row.update(object_version=objects.VERSION, object_config=found.config_tag,
-               object_reason=found.reason,
-               object_seconds=round(found.seconds, 4),
-               object_fraction=round(float(found.mask.mean()), 5))
-  row.update(score_labels(labels, record, None if found is None else found.mask, gt_clipped))
-
-
-def overlay_prediction(labels, record: Record, rule: str) -> np.ndarray:
-  if record.mask is None or rule != "largest_overlap":
-    return selection.select(labels, "central")
-  return selection.select(labels, rule, record.mask, record.extra.get("valid"))
-
-
-def write_history(path: Path, history) -> None:
-  """history/<case>.csv: iteration, total, each term, n_labels (and, under the "stable"
-  stopping rules, `changed`: the share of pixels whose pre-update argmax changed)."""
-  names = sorted(history.terms)
-  changed = None if getattr(history, "changed", None) is None else np.asarray(history.changed)
-  lines = ["iteration,total," + ",".join(names) + ",n_labels"
-           + ("" if changed is None else ",changed")]
-  n = np.asarray(history.n_labels)
-  total = np.asarray(history.total)
-  terms = {k: np.asarray(v) for k, v in history.terms.items()}
-  for i in range(len(total)):
-    if n[i] < 0 and math.isnan(total[i]):
-      break
-    lines.append(",".join([str(i), repr(float(total[i]))]
-                          + [repr(float(terms[k][i])) for k in names] + [str(int(n[i]))]
-                          + ([] if changed is None else [repr(float(changed[i]))])))
-  files.atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
-
-
 def metric_summary(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
   """Mean, std, n of every `<rule>.<metric>` column present in `rows`, over the cases whose
   ground truth has a foreground (an empty mask's scores stay in its row, apart)."""
@@ -186,34 +122,6 @@ def metric_summary(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
 EMPTY_MASK_RULE = ("cases whose ground-truth mask is empty are scored in their rows (both "
                    "empty: perfect; a prediction against an empty mask: DSC 0, XOR and HD95 "
                    "inf) and left out of the means")
-
-
-# A label map whose largest cluster holds at least this share of the pixels (one label
-# included) is flagged `collapsed` (docs/S3NET.md, "collapse on lung CT"): no real object of
-# our data sets leaves the rest of the image under 5 % (the largest cluster of every Otsu,
-# k-means and SGSCN map of PH2 and the ultrasound set holds at most 85 %), while S3-Net's
-# collapsed lung slices put 99-100 % in one cluster.
-COLLAPSE_SHARE = 0.95
-
-
-def collapse_fields(labels: np.ndarray, case_id: str = "") -> Dict[str, Any]:
-  """`largest_share` (the largest cluster's share of the pixels of `labels`, any rank) and
-  `collapsed` (it is >= `COLLAPSE_SHARE`); a collapse is also warned on stderr, one line."""
-  counts = np.bincount(np.asarray(labels).ravel().astype(np.int64))
-  share = float(counts.max() / max(counts.sum(), 1))
-  collapsed = share >= COLLAPSE_SHARE
-  if collapsed:
-    print(f"warning: {case_id}: collapsed label map: one cluster holds {100 * share:.1f} % of "
-          f"the pixels ({int((counts > 0).sum())} labels)", file=sys.stderr)
-  return {"largest_share": round(share, 5), "collapsed": bool(collapsed)}
-
-
-def check_mask(record: Record, case: Case, row: Dict[str, Any]) -> None:
-  """Marks (and warns about) a case whose mask has no foreground pixel."""
-  if record.mask is not None and not np.any(record.mask):
-    row["empty_mask"] = True
-    print(f"\nwarning: {case.case_id}: the mask {case.mask_path} is empty (no foreground "
-          "pixel); its scores are kept in its row and left out of the means", file=sys.stderr)
 
 
 def summarise_run(rows: Sequence[Dict[str, Any]], config, options, n_cases: int,

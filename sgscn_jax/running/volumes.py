@@ -39,7 +39,7 @@ from sgscn_jax.data import files, resize, volume_io
 from sgscn_jax.data.datasets import Case, Record
 from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.reporting import overlays
-from sgscn_jax.running import results, runner
+from sgscn_jax.running import case_files, results, runner, scoring
 from sgscn_jax.running.runner import RunResult
 from sgscn_jax.volume import memory
 
@@ -51,7 +51,8 @@ class VolumeOptions:
   Attributes:
     out_dir: folder for every output; reruns with the same folder resume.
     seed: base seed; each case's key is `runner.case_key(seed, case_id)`.
-    method_name: "sgscn" or another method of `registry.METHODS` (run on the voxels).
+    method_name: recorded in every row and the summary; also the method run when
+      `run_volumes` is not handed one (a name in `registry.METHODS`).
     mode: "auto", "3d" or "slices" (SGSCN; baselines always run on the whole volume).
     factor: fixed downsampling factor, or None (auto).
     n_channels: fixed channels, or None (auto, at most the config's `n_channels`).
@@ -84,14 +85,17 @@ class VolumeOptions:
   OUTPUT_ONLY: ClassVar[tuple] = ("out_dir", "overlay_rule", "overwrite")
 
 
-def plan_case(case: Case, config, options: VolumeOptions) -> memory.Plan:
+SGSCN = "sgscn"   # the method with a volume mode of its own (`volume.segment_volume`)
+
+
+def plan_case(case: Case, method: registry.Method, config,
+              options: VolumeOptions) -> memory.Plan:
   """The memory plan of one case from its file header (see `memory.plan_volume`)."""
   shape, c_in, spacing = volume_io.peek(case.image_path, case.extra.get("spacing"))
-  method = registry.get_method(options.method_name)
   if method.plan_memory is not None:  # the method's own memory model (JULE)
     return method.plan_memory(shape, c_in, config, spacing=spacing, factor=options.factor,
                               memory_limit=options.memory_limit, time_limit=options.time_limit)
-  if options.method_name != "sgscn":  # a baseline: the voxels at the chosen resolution
+  if method.name != SGSCN:  # another method: the voxels at the chosen resolution
     factor = options.factor or 1
     factors = memory.factors_for(spacing, factor)
     work = memory.factor_shape(shape, factors)
@@ -111,15 +115,14 @@ def work_spacing(spacing, shape, work_shape):
   return tuple(float(s) * n / m for s, n, m in zip(spacing, shape, work_shape))
 
 
-def run_method(key, work: np.ndarray, config, plan: memory.Plan, spacing,
-               options: VolumeOptions):
-  """The method on one working volume `[D, H, W, C]`; a `Segmentation` (host arrays)."""
-  if options.method_name == "sgscn":
+def run_method(method: registry.Method, key, work: np.ndarray, config, plan: memory.Plan,
+               spacing, options: VolumeOptions):
+  """`method` on one working volume `[D, H, W, C]`; a `Segmentation` (host arrays)."""
+  if method.name == SGSCN:
     config = dataclasses.replace(config, n_channels=plan.n_channels)
     seg = volume.segment_volume(key, work, config, mode=plan.mode, spacing=spacing,
                                 axis=options.slice_axis, consistent=options.consistent)
   else:
-    method = registry.get_method(options.method_name)
     # A host method with spacing (JULE) gets the working volume's voxel size.
     extra = {"spacing": spacing} if method.host and method.spacing and spacing else {}
     seg = method.segment_batch(key[None], work[None], config, **extra)
@@ -137,13 +140,13 @@ def _finish(record: Record, case: Case, seg, plan: memory.Plan, work_shape, seco
       out / "labels" / f"{record.case_id}{volume_io.label_suffix(case.image_path)}", labels,
       geometry)
   spacing = record.extra.get("spacing")
-  pred = runner.overlay_prediction(labels, record, options.overlay_rule)
+  pred = scoring.overlay_prediction(labels, record, options.overlay_rule)
   *shown, shown_spacing = volume_io.display_view(geometry, record.image, pred, record.mask,
                                                  spacing=spacing)
   files.write_png(out / "overlays" / f"{record.case_id}.png",
                overlays.orthogonal_overlay(*shown, spacing=shown_spacing))
   if seg.history is not None:
-    runner.write_history(out / "history" / f"{record.case_id}.csv", seg.history)
+    case_files.write_history(out / "history" / f"{record.case_id}.csv", seg.history)
   row: Dict[str, Any] = {
       "case_id": record.case_id, "method": options.method_name, "mode": plan.mode,
       "depth": shape[0], "height": shape[1], "width": shape[2],
@@ -157,17 +160,17 @@ def _finish(record: Record, case: Case, seg, plan: memory.Plan, work_shape, seco
       "iterations": int(seg.iterations), "n_labels": int(seg.n_labels),
       "finite": bool(seg.finite), "seconds": round(seconds, 3),
   }
-  row.update(runner.collapse_fields(labels, record.case_id))
+  row.update(scoring.collapse_fields(labels, record.case_id))
   if getattr(seg, "stop_reason", None) is not None and np.ndim(seg.stop_reason) == 0:
     row["stop_reason"] = STOP_REASONS[int(seg.stop_reason)]
   found = None
   if options.objects is not None:  # the mask-free object, in the input's format and geometry
-    found = runner.find_object(labels, record, options.objects)
+    found = scoring.find_object(labels, record, options.objects)
     volume_io.write_label_volume(
         out / "objects" / f"{record.case_id}{volume_io.label_suffix(case.image_path)}",
         found.mask.astype(np.uint8), geometry)
-  runner.check_mask(record, case, row)
-  runner.add_scores(row, labels, record, found)
+  scoring.check_mask(record, case, row)
+  scoring.add_scores(row, labels, record, found)
   results.write_case(out, row)
   return row
 
@@ -175,8 +178,9 @@ def _finish(record: Record, case: Case, seg, plan: memory.Plan, work_shape, seco
 class VolumeDriver:
   """Volumes, each planned from its header before any runs, then one at a time."""
 
-  def __init__(self, config, options: VolumeOptions, load: Callable[[Case], Record]):
-    self.config, self.options, self.load = config, options, load
+  def __init__(self, method: registry.Method, config, options: VolumeOptions,
+               load: Callable[[Case], Record]):
+    self.method, self.config, self.options, self.load = method, config, options, load
     self.plans: Dict[str, memory.Plan] = {}
 
   def case_cost(self, case: Case) -> int:
@@ -188,7 +192,7 @@ class VolumeDriver:
     """Plans every pending case (a setting that cannot fit refuses the whole run)."""
     for case in pending:
       try:
-        self.plans[case.case_id] = plan_case(case, self.config, self.options)
+        self.plans[case.case_id] = plan_case(case, self.method, self.config, self.options)
       except memory.MemoryBudgetError as e:
         raise memory.MemoryBudgetError(f"{case.case_id}: {e}") from None
       except Exception as e:  # noqa: BLE001 - unreadable header: recorded as a failure
@@ -208,8 +212,8 @@ class VolumeDriver:
         work = resize.resize_volume(record.image, plan.work_shape)
         spacing = work_spacing(record.extra.get("spacing"), record.image.shape[:3],
                                plan.work_shape)
-        seg = run_method(runner.case_key(self.options.seed, case.case_id), work, self.config,
-                         plan, spacing, self.options)
+        seg = run_method(self.method, runner.case_key(self.options.seed, case.case_id), work,
+                         self.config, plan, spacing, self.options)
         row = _finish(record, case, seg, plan, plan.work_shape, time.perf_counter() - start,
                       self.options)
       except Exception as e:  # noqa: BLE001 - any bad case is recorded, the run goes on
@@ -226,11 +230,14 @@ class VolumeDriver:
 
 
 def run_volumes(cases: Sequence[Case], load: Callable[[Case], Record], config,
-                options: VolumeOptions,
+                options: VolumeOptions, method: Optional[registry.Method] = None, *,
                 run_info: Optional[Dict[str, Any]] = None) -> RunResult:
-  """Segments every volume not already done in `options.out_dir` (module docstring).
+  """Segments every volume not already done in `options.out_dir` with `method` (a
+  `registry.Method`; None: `registry.get_method(options.method_name)`), module docstring.
 
   Raises:
     MemoryBudgetError: a case's plan cannot fit (before any case runs).
   """
-  return runner.execute(cases, VolumeDriver(config, options, load), config, run_info=run_info)
+  method = registry.get_method(options.method_name) if method is None else method
+  return runner.execute(cases, VolumeDriver(method, config, options, load), config,
+                        run_info=run_info)
