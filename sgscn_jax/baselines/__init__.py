@@ -11,16 +11,25 @@ registers them, and the runners and tables read the registry.
   iic          mutual information between transformed copies  `iic.IICConfig`
   otsu         Otsu threshold of the most bimodal channel/PC1  `classical.OtsuConfig`  (host)
   chan_vese    Chan-Vese active contour without edges          `classical.ChanVeseConfig` (host)
+  vote         per-pixel majority of other methods' objects     `method_vote.VoteConfig`
+
+`common` holds what they share (`make_history`, the feature network's helpers). The
+configs, results and helpers a user or another subpackage needs are re-exported here.
 """
 
 from __future__ import annotations
 
-from sgscn_jax.baselines import augment, classical, deepcluster, iic, kmeans
+from sgscn_jax.baselines import augment, classical, common, deepcluster, iic, kmeans, method_vote
+from sgscn_jax.baselines.classical import ChanVeseConfig, OtsuConfig, chan_vese_labels, otsu_labels
+from sgscn_jax.baselines.common import make_history
 from sgscn_jax.baselines.deepcluster import DeepClusterConfig
 from sgscn_jax.baselines.iic import IICConfig, iic_mutual_information
-from sgscn_jax.baselines.kmeans import KMeansConfig
+from sgscn_jax.baselines.kmeans import KMeansConfig, KMeansResult
+from sgscn_jax.baselines.method_vote import MethodVote, VoteConfig
 
 __all__ = [
-    "DeepClusterConfig", "IICConfig", "KMeansConfig",
-    "augment", "classical", "deepcluster", "iic", "iic_mutual_information", "kmeans",
+    "ChanVeseConfig", "DeepClusterConfig", "IICConfig", "KMeansConfig", "KMeansResult",
+    "MethodVote", "OtsuConfig", "VoteConfig",
+    "augment", "chan_vese_labels", "classical", "common", "deepcluster", "iic",
+    "iic_mutual_information", "kmeans", "make_history", "method_vote", "otsu_labels",
 ]

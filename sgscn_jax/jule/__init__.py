@@ -8,3 +8,10 @@ memory plan), `agglomerate` (the host-side clustering: k-NN affinities, graph-de
 merges), `triplet` (the weighted triplet loss), `network` (the patch CNN as pure functions),
 `patches` (patch geometry, sampling and extraction). docs/JULE.md states the choices.
 """
+
+from sgscn_jax.jule.agglomerate import Agglomeration
+from sgscn_jax.jule.method import JuleConfig, JuleEntryPoints, plan_memory
+from sgscn_jax.jule.triplet import weighted_triplet_loss
+
+__all__ = ["Agglomeration", "JuleConfig", "JuleEntryPoints", "plan_memory",
+           "weighted_triplet_loss"]

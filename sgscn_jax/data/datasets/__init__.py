@@ -27,6 +27,10 @@ import numpy as np
 
 from sgscn_jax.data import image_io
 
+__all__ = ["Case", "DATASETS", "Record", "despeckle_prior", "finish", "get_dataset",
+           "list_dataset", "load_record", "object_prior", "require_dir", "sgscn_prior",
+           "standardise_prior"]
+
 DATASETS = ("demo", "ph2", "drive", "lung_ct", "folder", "ultrasound", "volume")
 
 
