@@ -227,6 +227,23 @@ def segment_one(key, image, config: Config = Config(), *, spacing=None) -> Segme
     spacing: optional `[r]` physical pixel/voxel size per spatial axis (e.g. `(dz, dy, dx)`
       in mm): L_cc then measures compactness in physical units. None: every axis spans
       [-1, 1]. Not static: one program serves every spacing.
+
+  Returns:
+    `Segmentation`: labels `[*spatial]` int32 in 0..K-1, K, the iterations run, whether
+    the run stayed finite, and the per-iteration `History`.
+
+  Examples:
+    >>> import jax
+    >>> from sgscn_jax import Config, segment_one
+    >>> from sgscn_jax.data import lesion_image
+    >>> image, mask = lesion_image(0, (24, 32))      # [24, 32, 3] in [0, 1], [24, 32] bool
+    >>> result = segment_one(jax.random.key(0), image, Config(n_channels=8, iterations=2))
+    >>> result.labels.shape, result.labels.dtype
+    ((24, 32), dtype('int32'))
+    >>> int(result.labels.max()) < int(result.n_labels) <= 8    # K <= n_channels
+    True
+    >>> result.history.total.shape                   # one entry per allowed iteration
+    (2,)
   """
   return SGSCN.segment_one(key, image, config, spacing=spacing)
 
@@ -234,7 +251,20 @@ def segment_one(key, image, config: Config = Config(), *, spacing=None) -> Segme
 def segment_batch(keys, images, config: Config = Config(), *, batching: str | None = None,
                   chunk_size: int | None = None, spacing=None, mesh=None) -> Segmentation:
   """`segment_one` for each of `images` `[B, *spatial, C_in]` with `keys` `[B]`, in one jit;
-  the arguments are those of `EntryPoints.segment_batch`."""
+  the arguments are those of `EntryPoints.segment_batch`. Each image is optimised on its own
+  (its own network, its own stopping); the result's fields have a leading batch axis.
+
+  Examples:
+    >>> import numpy as np
+    >>> from sgscn_jax import Config, image_keys, segment_batch
+    >>> from sgscn_jax.data import lesion_image
+    >>> images = np.stack([lesion_image(i, (24, 32))[0] for i in range(2)])  # [2, 24, 32, 3]
+    >>> batch = segment_batch(image_keys(0, 2), images, Config(n_channels=8, iterations=2))
+    >>> batch.labels.shape, batch.n_labels.shape
+    ((2, 24, 32), (2,))
+    >>> bool((batch.labels.max(axis=(1, 2)) < batch.n_labels).all())
+    True
+  """
   return SGSCN.segment_batch(keys, images, config, batching=batching, chunk_size=chunk_size,
                              spacing=spacing, mesh=mesh)
 

@@ -327,6 +327,19 @@ def check_spacing(spacing, rank: int, *, name: str = "spacing"):
 
 
 def image_keys(seed: int, n: int) -> jax.Array:
-  """`n` independent keys from one integer seed: key_i = fold_in(key(seed), i)."""
+  """`n` independent keys from one integer seed: key_i = fold_in(key(seed), i).
+
+  Image i of a data set gets key i whatever the batch it is run in.
+
+  Examples:
+    >>> import jax
+    >>> from sgscn_jax import image_keys
+    >>> keys = image_keys(0, 4)
+    >>> keys.shape
+    (4,)
+    >>> bool((jax.random.key_data(keys[2]) ==
+    ...       jax.random.key_data(jax.random.fold_in(jax.random.key(0), 2))).all())
+    True
+  """
   base = jax.random.key(seed)
   return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(n))

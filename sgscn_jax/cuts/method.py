@@ -126,7 +126,34 @@ def _check_config(config) -> None:
 
 
 def fit(images, config: CutsConfig, key, **kwargs):
-  """The registry's `fit`: `fit.fit` (the encoder fitted on `images`)."""
+  """The registry's `fit`: `fit.fit` (the encoder fitted on `images`).
+
+  Args:
+    images: the data set's images, each `[H, W, C]` float32 (sizes may differ).
+    config: a `CutsConfig`.
+    key: the fit's PRNG key.
+    **kwargs: `fit.fit`'s options (`show_progress`, `stream`).
+
+  Returns:
+    The fitted state (a dict of NumPy arrays, `fit` module docstring), for `segment_one` /
+    `segment_batch`'s `state`.
+
+  Examples:
+    Fit CUTS on two images (the tiny `quick_config`: a smoke test, not a result), then
+    segment one of them with the fitted state:
+
+    >>> import jax
+    >>> from sgscn_jax import get_method
+    >>> from sgscn_jax.data import lesion_image
+    >>> cuts = get_method("cuts")
+    >>> images = [lesion_image(i, (32, 32))[0] for i in range(2)]
+    >>> state = cuts.fit(images, cuts.quick_config, jax.random.key(0), show_progress=False)
+    >>> state["loss"].shape              # [steps, 3]: total, contrastive, reconstruction
+    (4, 3)
+    >>> result = cuts.segment_one(jax.random.key(1), images[0], cuts.quick_config, state=state)
+    >>> result.labels.shape, int(result.n_levels) >= 1
+    ((32, 32), True)
+  """
   return CutsEntryPoints.fit(images, config, key, **kwargs)
 
 

@@ -77,6 +77,16 @@ def dice(pred, gt, valid=None) -> float:
 
   Returns:
     In [0, 1]; 1 when A and B are both empty, 0 when exactly one is.
+
+  Examples:
+    >>> import numpy as np
+    >>> from sgscn_jax.evaluation import dice
+    >>> pred = np.array([[1, 1, 0, 0]], bool)
+    >>> gt = np.array([[1, 1, 1, 0]], bool)
+    >>> dice(pred, gt)                        # 2 * 2 / (2 + 3)
+    0.8
+    >>> dice(pred, gt, valid=np.array([[1, 1, 0, 1]], bool))
+    1.0
   """
   return FROM_COUNTS["dice"](*_counts(pred, gt, valid))
 
