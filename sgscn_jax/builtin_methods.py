@@ -20,6 +20,7 @@ import dataclasses
 from sgscn_jax.baselines import atropos, classical, deepcluster, iic, kmeans, method_vote
 from sgscn_jax.core import batching
 from sgscn_jax.cuts import method as cuts_method
+from sgscn_jax.distil import method as distil_method
 from sgscn_jax.core.config import Config
 from sgscn_jax.core.loop import segment_image
 from sgscn_jax.jule import method as jule
@@ -68,6 +69,7 @@ BUILTIN = (
     (cuts_method.METHOD, None),   # a data-set method: fit, then segment (registry.Method.fit)
     (jule.METHOD, None),          # its own entry points (make_entry_points): a host loop
     (atropos.METHOD, None),       # ANTs Atropos through antspyx (a host method, optional extra)
+    (distil_method.METHOD, None),  # a data-set method: a student trained on a teacher's objects
     (method_vote.METHOD, None),   # its own entry points: each member's (make_entry_points)
 )
 
