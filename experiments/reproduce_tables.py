@@ -113,7 +113,6 @@ def main(argv):
   plan = comparison.plan(methods, FLAGS.ablation, configs, ablation_of=FLAGS.ablation_of)
   if not plan.runs:
     raise app.UsageError("nothing to run: give --methods or --ablation")
-  functions = comparison.method_functions(comparison.FAST_COMPILE if FLAGS.quick else None)
   out_dir = FLAGS.out_dir or f"runs/tables_{FLAGS.dataset}" + ("_quick" if FLAGS.quick else "")
   options = image_runs.RunOptions(
       out_dir=out_dir, size=segment.parse_size(FLAGS.size, FLAGS.dataset),
@@ -126,7 +125,10 @@ def main(argv):
         file=sys.stderr)
   start = time.perf_counter()
   try:
-    done, log = comparison.run_all(plan, seeds, cases, load, options, functions,
+    done, log = comparison.run_all(plan, seeds, cases, load, options,
+                                   compiler_options=(comparison.FAST_COMPILE if FLAGS.quick
+                                                     else None),
+                                   call_kwargs=segment.call_kwargs_from_flags(),
                                    run_info={"argv": sys.argv, "dataset": FLAGS.dataset,
                                              "data_dir": FLAGS.data_dir, "quick": FLAGS.quick},
                                    standardise_of=segment.standardise_from_flags, team=team)

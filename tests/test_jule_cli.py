@@ -67,8 +67,9 @@ def test_command_line_runs_jule_on_images(tmp_path):
 
 
 def test_method_options_are_typed_and_unknown_fields_are_refused():
-  segment = pytest.importorskip("experiments.segment")
-  config = segment.method_options(TEST_CONFIG, ["n_patches=64", "eta=0.5", "progress=true"])
+  from sgscn_jax import registry
+  spec = registry.parse_method("jule:n_patches=64,eta=0.5,progress=true")
+  config = spec.config({"jule": TEST_CONFIG})
   assert (config.n_patches, config.eta, config.progress) == (64, 0.5, True)
   with pytest.raises(ValueError, match="no_such_field"):
-    segment.method_options(TEST_CONFIG, ["no_such_field=1"])
+    registry.parse_method("jule:no_such_field=1")
