@@ -1,18 +1,23 @@
 r"""Segment the MNI152 brain template (shipped by nilearn, no download) and score the clusters
-against its grey- and white-matter maps: 3D SGSCN, slice-by-slice SGSCN and 3D k-means.
+against its grey- and white-matter maps: 3D SGSCN, slice-by-slice SGSCN, 3D k-means, JULE and
+ANTs Atropos.
 
   pip install 'sgscn-jax[mni]'          # nilearn (and nibabel)
   nice -n 19 python -m experiments.mni152 --out_dir runs/mni152
 
 The T1 template at `--resolution` mm (nilearn's `load_mni152_template`, ICBM152 2009a) is
 cropped to the bounding box of nilearn's brain mask (plus `--margin` voxels); ground truth
-is the grey- and white-matter probability maps thresholded at 0.5. Each method runs in a
+is the grey- and white-matter probability maps thresholded at 0.5. Every method clusters
+inside the foreground (`--mask`): nilearn's brain mask (`brain`, the data set's own, the
+default), `data.foreground.foreground_mask` of the template (`otsu`) or every voxel of the
+crop (`none`, the runs before issue 45); outside it a label of its own. Each method runs in a
 fresh subprocess (so its peak memory, `ru_maxrss`, and CPU time are its own); SGSCN's
 channels are chosen by `memory.plan_volume` within `--time_limit` estimated seconds per
 method (`--n_channels` fixes them). Scoring: the cluster with the largest overlap with GM
 is the GM prediction, likewise for WM (the paper's oracle rule), DSC for each.
 
-`--methods jule` runs JULE (`sgscn_jax.jule`, options with `--jule_options`); `--seeds 0,1,2`
+`--methods jule` runs JULE (`sgscn_jax.jule`, options with `--jule_options`), `atropos` ANTs
+Atropos (`baselines.atropos`, antspyx: `atropos:mrf=0.1`); `--seeds 0,1,2`
 runs every method once per seed (resumable: finished method-seed rows are kept) and adds
 paired differences over the seeds to `table.md`.
 
@@ -34,20 +39,28 @@ from absl import flags
 from sgscn_jax.reporting import console
 
 FLAGS = flags.FLAGS
-METHODS = ("sgscn_3d", "sgscn_slices", "kmeans", "jule")
+METHODS = ("sgscn_3d", "sgscn_slices", "kmeans", "jule", "atropos")
+MASKS = ("brain", "otsu", "none")
 flags.DEFINE_integer("resolution", 2, "Template resolution in mm (nilearn ships 1 and 2).")
 flags.DEFINE_string("out_dir", "runs/mni152", "Output folder.")
 flags.DEFINE_string("methods", ",".join(METHODS), "Comma-separated: sgscn_3d and sgscn_slices "
                     "(SGSCN in 3D or slice by slice), and kmeans or jule in the method grammar "
-                    "(docs/USAGE.md), e.g. kmeans:3,jule:k=4,patch_size=5.")
+                    "(docs/USAGE.md), e.g. kmeans:3,jule:k=4,patch_size=5,atropos:mrf=0.1.")
+flags.DEFINE_enum("mask", "brain", MASKS, "Where methods cluster: nilearn's brain mask "
+                  "(brain), the template's Otsu foreground (otsu) or the whole crop (none).")
 flags.DEFINE_integer("margin", 2, "Voxels kept around the brain mask's bounding box.")
 flags.DEFINE_integer("factor", 1, "Downsampling factor of the cropped template.")
 flags.DEFINE_integer("iterations", 50, "SGSCN: maximum iterations.")
-flags.DEFINE_integer("min_labels", 3, "SGSCN: early stop at this many labels (published: 3).")
+flags.DEFINE_integer("min_labels", None, "SGSCN: early stop at this many labels (published: "
+                     "3; default 3 with --mask none, 4 in a mask: its outside is one more).")
+flags.DEFINE_string("sgscn_options", "", "SGSCN: Config fields as field:value,... "
+                    "(core.config.config_from_text), and loss weights as weight.NAME:value, "
+                    "e.g. weight.intensity_variance:1,weight.potts:1.")
 flags.DEFINE_integer("n_channels", None, "SGSCN: fixed channels (default: planned).")
 flags.DEFINE_float("time_limit", 360.0, "SGSCN: estimated compute seconds per method.")
 flags.DEFINE_string("memory_limit", None, "Memory a method may use (default 80% available).")
-flags.DEFINE_integer("k", 4, "k-means clusters (background, CSF, GM, WM).")
+flags.DEFINE_integer("k", None, "Clusters of k-means, JULE and Atropos (default: 3 inside a "
+                     "mask, CSF, GM, WM; 4 with --mask none, the background too).")
 flags.DEFINE_integer("seed", 0, "PRNG seed.")
 flags.DEFINE_list("seeds", None, "Several seeds (overrides --seed): every method once per "
                   "seed, rows tagged with their seed, and paired differences between methods "
@@ -78,11 +91,24 @@ def load_template(resolution: int, margin: int):
 
 
 SGSCN_MODES = ("sgscn_3d", "sgscn_slices")
-REGISTERED = ("kmeans", "jule")   # registered methods this experiment runs on the template
+REGISTERED = ("kmeans", "jule", "atropos")   # registered methods run on the template
+
+
+def load_mask(rule: str, resolution: int, crop, template):
+  """The foreground `[D, H, W]` bool of the cropped template by `rule` (`MASKS`), or None."""
+  import numpy as np
+  if rule == "none":
+    return None
+  if rule == "otsu":
+    from sgscn_jax.data import foreground
+    return foreground.foreground_mask(template.volume, template.spacing)[crop]
+  from nilearn import datasets
+  brain = datasets.load_mni152_brain_mask(resolution=resolution)
+  return np.transpose(np.asarray(brain.dataobj), (2, 1, 0))[crop] > 0
 
 
 def parse_methods(text: str) -> list:
-  """--methods: each item `sgscn_3d`, `sgscn_slices`, or kmeans / jule in the registry's
+  """--methods: each item `sgscn_3d`, `sgscn_slices`, or kmeans / jule / atropos in the registry's
   grammar (`kmeans:3`, `jule:k=4,patch_size=5`); a `UserError` (one line) for any other."""
   from sgscn_jax import registry
   from sgscn_jax.errors import UserError
@@ -98,6 +124,27 @@ def parse_methods(text: str) -> list:
   if len(set(items)) != len(items):
     raise UserError(f"--methods {text}: a method is named twice")
   return items
+
+
+def sgscn_config(text: str, base):
+  """`base` (a `Config`) with `--sgscn_options`: `field:value` pairs and loss weights
+  `weight.NAME:value` (a weight of a term `volume.loss_terms` registers, or SGSCN's own)."""
+  import dataclasses
+  from sgscn_jax.core.config import config_from_text
+  from sgscn_jax.volume import loss_terms  # noqa: F401 - registers intensity_variance, potts
+  fields, weights = [], {}
+  for part in filter(None, (p.strip() for p in text.split(","))):
+    name, _, value = part.partition(":")
+    if name.startswith("weight."):
+      weights[name[len("weight."):]] = float(value)
+    else:
+      fields.append(part)
+  config = config_from_text(",".join(fields), base)
+  if weights:
+    merged = dict(config.loss_weights)
+    merged.update(weights)
+    config = dataclasses.replace(config, loss_weights=tuple(merged.items()))
+  return config
 
 
 def _file_stem(method: str) -> str:
@@ -120,15 +167,20 @@ def _worker(method: str) -> dict:
   from sgscn_jax.data import files
   from sgscn_jax.baselines import kmeans
   start = time.perf_counter()
+  from sgscn_jax.volume import masked
   image, gm, wm, crop, full = load_template(FLAGS.resolution, FLAGS.margin)
   spacing = full.spacing
   factors = memory.factors_for(spacing, FLAGS.factor)
   work_shape = memory.factor_shape(image.shape[:3], factors)
   work = resize.resize_volume(image, work_shape)
   work_spacing = tuple(s * n / m for s, n, m in zip(spacing, image.shape[:3], work_shape))
+  mask = load_mask(FLAGS.mask, FLAGS.resolution, crop, full)
+  work_mask = (None if mask is None else
+               resize.labels_to_volume_shape(mask.astype(np.int32), work_shape) > 0)
+  k = FLAGS.k or (4 if mask is None else 3)
   key = jax.random.key(FLAGS.seed)
   row = {"method": method, "crop_shape": list(image.shape[:3]), "work_shape": list(work_shape),
-         "spacing_mm": list(work_spacing)}
+         "spacing_mm": list(work_spacing), "mask": FLAGS.mask}
   if method.startswith("sgscn"):
     mode = "3d" if method == "sgscn_3d" else "slices"
     plan = memory.plan_volume(work_shape, 1, spacing=work_spacing, mode=mode, factor=1,
@@ -136,28 +188,45 @@ def _worker(method: str) -> dict:
                               memory_limit=FLAGS.memory_limit, time_limit=FLAGS.time_limit,
                               channel_steps=CHANNEL_STEPS)
     print(f"plan {method}: {plan.describe()}", file=sys.stderr, flush=True)
-    config = Config(n_channels=plan.n_channels, iterations=FLAGS.iterations,
-                    min_labels=FLAGS.min_labels)
-    seg = volume.segment_volume(key, work, config, mode=mode, spacing=work_spacing)
-    row.update(n_channels=plan.n_channels, min_labels=FLAGS.min_labels,
+    min_labels = FLAGS.min_labels or (3 if work_mask is None else 4)
+    config = sgscn_config(FLAGS.sgscn_options,
+                          Config(n_channels=plan.n_channels, iterations=FLAGS.iterations,
+                                 min_labels=min_labels))
+    seg = volume.segment_volume(key, work, config, mode=mode, spacing=work_spacing,
+                                mask=work_mask)
+    row.update(n_channels=plan.n_channels, min_labels=min_labels,
+               sgscn_options=FLAGS.sgscn_options,
                estimated_mb=round(plan.estimated_bytes / 1e6),
                estimated_seconds=round(plan.estimated_seconds))
   elif method.partition(":")[0] == "jule":
     from sgscn_jax.jule import method as jule
     from sgscn_jax.registry import config_with_options, parse_method
-    config = parse_method(method).config({"jule": jule.JuleConfig(k=FLAGS.k)})
+    config = parse_method(method).config({"jule": jule.JuleConfig(k=k)})
     config = config_with_options(config, FLAGS.jule_options)
     plan = jule.plan_memory(work_shape, 1, config, spacing=work_spacing, factor=1,
                             memory_limit=FLAGS.memory_limit)
     print(f"plan {method}: {plan.describe()}", file=sys.stderr, flush=True)
-    seg = jule.segment(key, work, config, spacing=work_spacing)
+    seg = jule.segment(key, work, config, spacing=work_spacing, mask=work_mask)
     row.update(k=config.k, n_patches=config.n_patches, patch_size=config.patch_size,
+               config=str(parse_method(method)),
                estimated_mb=round(plan.estimated_bytes / 1e6),
                estimated_seconds=round(plan.estimated_seconds))
+  elif method.partition(":")[0] == "atropos":
+    from sgscn_jax.baselines import atropos
+    from sgscn_jax.core.loop import Segmentation
+    from sgscn_jax.registry import parse_method
+    config = parse_method(method).config({"atropos": atropos.AtroposConfig(k=k)})
+    labels = atropos.label_image(work, config, spacing=work_spacing,
+                                 mask=work_mask if work_mask is not None
+                                 else np.ones(work_shape, bool))
+    seg = Segmentation(labels, np.int32(np.unique(labels).size), np.int32(config.iterations),
+                       np.bool_(True), None)
+    row.update(k=config.k, mrf=config.mrf, initialisation=config.initialisation)
   else:
     from sgscn_jax.registry import parse_method
-    config = parse_method(method).config({"kmeans": kmeans.KMeansConfig(k=FLAGS.k)})
-    seg = kmeans.segment_one(key, work, config)
+    config = parse_method(method).config({"kmeans": kmeans.KMeansConfig(k=k)})
+    seg = (kmeans.segment_one(key, work, config) if work_mask is None
+           else masked.kmeans_in_mask(key, work, config, work_mask))
     row.update(k=config.k)
   seg = jax.device_get(seg)
   labels = resize.labels_to_volume_shape(np.asarray(seg.labels), image.shape[:3])
@@ -257,8 +326,11 @@ def main(argv):
   rows = []
   for seed in seeds:
     passed = [f"--{name}={getattr(FLAGS, name)}" for name in
-              ("resolution", "out_dir", "margin", "factor", "iterations", "min_labels",
-               "time_limit", "k")]
+              ("resolution", "out_dir", "margin", "factor", "iterations", "time_limit",
+               "mask")]
+    passed += [f"--k={FLAGS.k}"] if FLAGS.k else []
+    passed += [f"--min_labels={FLAGS.min_labels}"] if FLAGS.min_labels else []
+    passed += [f"--sgscn_options={FLAGS.sgscn_options}"] if FLAGS.sgscn_options else []
     passed += [f"--seed={seed}"]
     passed += [f"--n_channels={FLAGS.n_channels}"] if FLAGS.n_channels else []
     passed += [f"--memory_limit={FLAGS.memory_limit}"] if FLAGS.memory_limit else []

@@ -40,10 +40,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sgscn_jax.baselines import kmeans
 from sgscn_jax.core.loop import History, Segmentation, as_key, check_image
 from sgscn_jax.data.decode import standardise
-from sgscn_jax.jule import agglomerate, network, patches, triplet
+from sgscn_jax.data import foreground
+from sgscn_jax.jule import agglomerate, labelling, network, patches, triplet
 from sgscn_jax.registry import Method
 from sgscn_jax.volume import memory
 
@@ -73,6 +73,13 @@ class JuleConfig:
     margin, gamma: of the weighted triplet loss (JULE 0.2, 1).
     centre_sigma: Gaussian weight (voxels) on the raw patches of the first clustering.
     kmeans_restarts, kmeans_iterations: of the final k-means.
+    intensity_weight: w of the final features [f, w z]: the voxel's own standardised values
+      beside its learnt embedding (`labelling`; 0: the embedding alone, Moriya et al.).
+    mrf: beta of the Potts prior on the final labels (`volume.mrf.potts_icm`; 0: none).
+    mrf_iterations: ICM sweeps.
+    foreground: with no mask given, cluster inside `data.foreground.foreground_mask` of the
+      image (patches centred there, k-means and labels there; 0 outside). A given mask
+      (`segment(..., mask=)`: a data set's own) is always used.
     slab_voxels: voxels per slab of the dense pass (memory).
     progress: one line per period on stderr.
   """
@@ -101,6 +108,10 @@ class JuleConfig:
   centre_sigma: float = 1.0
   kmeans_restarts: int = 5
   kmeans_iterations: int = 50
+  intensity_weight: float = 1.0
+  mrf: float = 0.0
+  mrf_iterations: int = 5
+  foreground: bool = False
   slab_voxels: int = 1_000_000
   progress: bool = True
 
@@ -115,6 +126,8 @@ class JuleConfig:
       raise ValueError(f"eta must be in (0, 1], got {self.eta}")
     if self.k_c < 1 or self.k_s < 1 or self.batch_size < 3:
       raise ValueError("k_c, k_s must be >= 1 and batch_size >= 3")
+    if self.intensity_weight < 0 or self.mrf < 0 or self.mrf_iterations < 1:
+      raise ValueError("intensity_weight and mrf must be >= 0, mrf_iterations >= 1")
 
   @property
   def target(self) -> int:
@@ -141,11 +154,6 @@ def _train_step(params, opt_state, all_patches, all_labels, index, valid, config
 
 _embed_patches = jax.jit(network.embed_patches)
 _embed_dense = jax.jit(network.embed_dense)
-
-
-@functools.partial(jax.jit, static_argnames=("k", "restarts", "iterations"))
-def _kmeans(key, x, k, restarts, iterations):
-  return kmeans.kmeans(key, x, k, restarts, iterations).assignments
 
 
 def embed_all(params, all_patches: jax.Array, batch: int = 1024) -> np.ndarray:
@@ -209,7 +217,8 @@ def _say(config: JuleConfig, text: str) -> None:
     print(f"jule: {text}", file=sys.stderr, flush=True)
 
 
-def segment(key, image, config: JuleConfig = JuleConfig(), spacing=None) -> Segmentation:
+def segment(key, image, config: JuleConfig = JuleConfig(), spacing=None,
+            mask=None) -> Segmentation:
   """JULE on one image `[H, W, C]` or volume `[D, H, W, C]` (module docstring).
 
   Args:
@@ -217,9 +226,12 @@ def segment(key, image, config: JuleConfig = JuleConfig(), spacing=None) -> Segm
     image: float, `[*spatial, C_in]`.
     config: the settings.
     spacing: voxel size per spatial axis (patch geometry), or None (isotropic).
+    mask: `[*spatial]` bool, the foreground to cluster (a data set's own), or None
+      (`config.foreground`: the image's own foreground mask; else every voxel).
 
   Returns:
-    A `Segmentation` with NumPy fields: labels `[*spatial]` int32 0..K-1, n_labels,
+    A `Segmentation` with NumPy fields: labels `[*spatial]` int32 0..K-1 (with a mask: 0
+    outside, 1..K inside), n_labels,
     iterations (SGD steps), finite, history (per period: mean triplet loss as `total`,
     `triplets` per step, clusters after the period's merges as `n_labels`).
   """
@@ -227,12 +239,20 @@ def segment(key, image, config: JuleConfig = JuleConfig(), spacing=None) -> Segm
   key = as_key(key)
   rng = _rng(key)
   init_key, kmeans_key = jax.random.split(key)
-  x = standardise(np.asarray(image, np.float32))
+  image = np.asarray(image, np.float32)
+  if mask is None and config.foreground:
+    mask = foreground.foreground_mask(image, spacing)
+  if mask is not None:
+    mask = np.asarray(mask, bool)
+    if mask.shape != image.shape[:-1] or not mask.any():
+      raise ValueError(f"mask {mask.shape} must be a non-empty [*spatial] of the image "
+                       f"{image.shape}")
+  x = standardise(image) if mask is None else foreground.masked_standardise(image, mask)
   spatial, c_in = x.shape[:-1], x.shape[-1]
   taps = patches.layer_taps(config.patch_size, spacing, len(spatial))
   halo, ext = patches.halo(taps), patches.extent(taps)
   padded = patches.pad(x, halo)
-  centres = patches.sample_centres(rng, spatial, config.n_patches, config.grid_share)
+  centres = patches.sample_centres(rng, spatial, config.n_patches, config.grid_share, mask)
   all_patches = patches.extract(padded, centres, ext)          # [n, *ext, C]
   n = all_patches.shape[0]
   window = patches.centre_window(ext, config.centre_sigma)[..., None]
@@ -280,18 +300,19 @@ def segment(key, image, config: JuleConfig = JuleConfig(), spacing=None) -> Segm
                  f"{time.perf_counter() - start:.1f} s")
   start = time.perf_counter()
   dense = dense_features(params, padded, halo, spatial, config.slab_voxels)
-  flat = jnp.asarray(dense.reshape(-1, dense.shape[-1]))
-  k = min(config.k, flat.shape[0])
-  assignments = np.asarray(_kmeans(kmeans_key, flat, k, config.kmeans_restarts,
-                                   config.kmeans_iterations))
-  values, inverse = np.unique(assignments, return_inverse=True)
-  out = inverse.reshape(spatial).astype(np.int32)
-  _say(config, f"dense features and k-means (k = {k}): {time.perf_counter() - start:.1f} s")
+  features = labelling.voxel_features(dense, x, config.intensity_weight)
+  out = labelling.cluster_voxels(kmeans_key, features, config.k, config.kmeans_restarts,
+                                 config.kmeans_iterations, mask, config.mrf,
+                                 config.mrf_iterations, spacing)
+  n_out = int(np.unique(out if mask is None else out[mask]).size)
+  _say(config, f"dense features and k-means (k = {config.k}"
+               + (f", Potts beta {config.mrf:g}" if config.mrf else "")
+               + f"): {time.perf_counter() - start:.1f} s")
   history = History(total=np.asarray(losses, np.float32),
                     terms={"triplet": np.asarray(losses, np.float32),
                            "triplets_per_step": np.asarray(triplets, np.float32)},
                     n_labels=np.asarray(clusters, np.int32))
-  return Segmentation(out, np.int32(values.size), np.int32(steps),
+  return Segmentation(out, np.int32(n_out + (mask is not None)), np.int32(steps),
                       np.bool_(finite and np.all(np.isfinite(dense))), history)
 
 
@@ -307,12 +328,14 @@ class JuleEntryPoints:
     if not isinstance(config, JuleConfig):
       raise TypeError(f"expected a JuleConfig, got {type(config).__name__}")
 
-  def segment_one(self, key, image, config, *, spacing=None, **unused) -> Segmentation:
+  def segment_one(self, key, image, config, *, spacing=None, mask=None,
+                  **unused) -> Segmentation:
     del unused
     self._check(config)
-    return segment(key, image, config, spacing=spacing)
+    return segment(key, image, config, spacing=spacing, mask=mask)
 
-  def segment_batch(self, keys, images, config, *, spacing=None, **unused) -> Segmentation:
+  def segment_batch(self, keys, images, config, *, spacing=None, mask=None,
+                    **unused) -> Segmentation:
     del unused
     self._check(config)
     if np.ndim(images) < 1 or len(keys) != np.shape(images)[0]:
@@ -320,7 +343,8 @@ class JuleEntryPoints:
     spacing = None if spacing is None else np.asarray(spacing, np.float64)
     runs = [segment(keys[b], images[b], config,
                     spacing=None if spacing is None else
-                    (spacing[b] if spacing.ndim == 2 else spacing))
+                    (spacing[b] if spacing.ndim == 2 else spacing),
+                    mask=None if mask is None else np.asarray(mask)[b])
             for b in range(np.shape(images)[0])]
     history = None
     if len(runs) == 1:

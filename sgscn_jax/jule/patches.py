@@ -69,24 +69,31 @@ def pad(image: np.ndarray, halo_: Sequence[int]) -> np.ndarray:
 
 
 def sample_centres(rng: np.random.Generator, spatial: Sequence[int], n_patches: int,
-                   grid_share: float = 0.5) -> np.ndarray:
+                   grid_share: float = 0.5, mask: Optional[np.ndarray] = None) -> np.ndarray:
   """Patch centres `[N, r]` int64 (grid first, then random; module docstring).
 
-  N = min(n_patches, prod(spatial)); fewer grid centres than asked when the grid is coarse.
+  N = min(n_patches, voxels); fewer grid centres than asked when the grid is coarse. With a
+  `mask` `[*spatial]` bool (the foreground), every centre lies in it: the grid's stride is
+  computed from the mask's voxel count and its points outside the mask are dropped, and the
+  random centres are drawn from the mask's other voxels.
   """
   spatial = tuple(int(n) for n in spatial)
   total = math.prod(spatial)
-  n_patches = min(int(n_patches), total)
+  inside = (np.ones(total, bool) if mask is None
+            else np.asarray(mask, bool).reshape(-1))
+  count = int(inside.sum())
+  n_patches = min(int(n_patches), count)
   n_grid = int(round(n_patches * grid_share))
   flat = np.zeros(0, np.int64)
   if n_grid > 0:
-    stride = max(1, math.ceil((total / n_grid) ** (1.0 / len(spatial))))
+    stride = max(1, math.ceil((count / n_grid) ** (1.0 / len(spatial))))
     axes = [np.arange(min(stride // 2, n - 1), n, stride) for n in spatial]
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(spatial))
-    flat = np.ravel_multi_index(tuple(grid.T), spatial)[:n_patches]
+    flat = np.ravel_multi_index(tuple(grid.T), spatial)
+    flat = flat[inside[flat]][:n_patches]
   rest = n_patches - flat.size
   if rest > 0:
-    free = np.setdiff1d(np.arange(total, dtype=np.int64), flat, assume_unique=True)
+    free = np.setdiff1d(np.flatnonzero(inside).astype(np.int64), flat, assume_unique=True)
     flat = np.concatenate([flat, rng.choice(free, size=rest, replace=False)])
   return np.stack(np.unravel_index(flat, spatial), -1).astype(np.int64)
 

@@ -35,6 +35,7 @@ from sgscn_jax.core.loop import as_key, check_spacing
 from sgscn_jax.data.decode import standardise  # noqa: F401 - part of this module's API
 from sgscn_jax.core.config import Config
 from sgscn_jax.core.loop import History, Segmentation
+from sgscn_jax.volume import loss_terms, masked  # noqa: F401 - loss_terms registers its terms
 
 MODES = ("3d", "slices")
 
@@ -163,9 +164,14 @@ def segment_slices(key, volume, config: Config = Config(), *, spacing=None, axis
 
 def segment_volume(key, volume, config: Config = Config(), *, mode: str = "3d", spacing=None,
                    axis: int = 0, consistent: bool = True,
-                   standardised: bool = True) -> Segmentation:
+                   standardised: bool = True, mask=None) -> Segmentation:
   """Segments a volume `[D, H, W, C_in]` in `mode` "3d" (`segment_one`, 3x3x3
   kernels) or "slices" (`segment_slices`); see the module docstring.
+
+  With a foreground `mask` `[D, H, W]` bool (`data.foreground`, or a data set's own), the
+  voxels outside it take label 0 and the clusters inside are renumbered 1..K
+  (`volume.masked.labels_with_outside`); the network still sees the whole volume (its losses
+  are SGSCN's, over every voxel), and the early stop counts the outside's cluster too.
 
   With `standardised` (the default) the network sees `standardise(volume)` (zero mean,
   unit variance per channel over the volume) instead of the [0, 1] intensities. On grey
@@ -176,10 +182,16 @@ def segment_volume(key, volume, config: Config = Config(), *, mode: str = "3d", 
   0.11, 0.11 with [0, 1] input (always merged with the background), 0.90, 0.87, 0.86
   standardised.
   """
+  if mode not in MODES:
+    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
   if standardised:
     volume = standardise(volume)
   if mode == "3d":
-    return segment_one(key, volume, config, spacing=spacing)
-  if mode == "slices":
-    return segment_slices(key, volume, config, spacing=spacing, axis=axis, consistent=consistent)
-  raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    seg = segment_one(key, volume, config, spacing=spacing)
+  else:
+    seg = segment_slices(key, volume, config, spacing=spacing, axis=axis, consistent=consistent)
+  if mask is None:
+    return seg
+  seg = jax.device_get(seg)
+  labels = masked.labels_with_outside(np.asarray(seg.labels), mask)
+  return seg._replace(labels=labels, n_labels=np.int32(labels.max() + 1))
