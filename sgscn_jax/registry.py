@@ -337,14 +337,12 @@ class MethodSpec:
 
   @property
   def title(self) -> str:
-    """Its table column: `k-means k=5`, `vote (SGSCN, k-means k=5)`."""
+    """Its table column: the method's title with the fields the spec sets, `k-means k=5`,
+    `IIC k=4 steps=100`, `DeepCluster` (a default k is not shown), `vote (SGSCN, k-means
+    k=5)`."""
     if self.members:
       return f"{self.name} (" + ", ".join(m.title for m in self.members) + ")"
-    method = self.method
-    given = dict(self.options)
-    extra = ([f"k={given.get('k', method.default_config.k)}"] if method.takes_k else [])
-    extra += [f"{f}={v}" for f, v in self.options if f != "k"]
-    return " ".join([method.title] + extra)
+    return " ".join([self.method.title] + [f"{f}={v}" for f, v in self.options])
 
   def __str__(self) -> str:
     """The canonical text, which `parse_method` reads back to an equal spec."""

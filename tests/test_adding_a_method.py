@@ -45,9 +45,10 @@ def files() -> dict[str, str]:
 
 
 def commands(after: str) -> list[str]:
-  """The `$ ` lines of the console blocks that come after the text `after` on the page."""
+  """The `$ ` lines of the console blocks between the text `after` and the next section."""
   text = DOC.read_text()
   text = text[text.index(after):]
+  text = text[:text.find("\n## ", 1)] if "\n## " in text[1:] else text
   lines = []
   for block in re.findall(r"```console\n(.*?)```", text, re.S):
     lines += [line[2:] for line in block.splitlines() if line.startswith("$ ")]

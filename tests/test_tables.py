@@ -177,7 +177,7 @@ def test_plan_runs_the_full_sgscn_once_and_the_ablation_weights():
   plan = comparison.plan(methods, True, comparison.default_configs())
   # the slugs name the run folders: today's, so that existing folders resume
   assert [r.slug for r in plan.table] == ["sgscn", "iic_k3", "kmeans_k3", "kmeans_k6"]
-  assert [r.title for r in plan.table] == ["SGSCN", "IIC k=3", "k-means k=3", "k-means k=6"]
+  assert [r.title for r in plan.table] == ["SGSCN", "IIC", "k-means k=3", "k-means k=6"]
   assert [r.method.name for r in plan.table] == ["sgscn", "iic", "kmeans", "kmeans"]
   assert [r.k for r in plan.table] == [None, 3, 3, 6]
   vote, = comparison.plan(comparison.parse_methods("vote:kmeans:5+otsu_blue"), False,
