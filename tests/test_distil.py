@@ -305,3 +305,15 @@ def test_clean_keeps_the_largest_piece_and_fills_holes():
   assert mask[3, 3] and not mask[9:11, 9:11].any() and mask.sum() == 36
   both = distil.clean(p, dataclasses.replace(SMALL, keep_pieces=0, fill_holes=False))
   assert not both[3, 3] and both[9:11, 9:11].all()
+
+
+def test_a_second_round_learns_from_the_first_students_answers(data_set, fitted):
+  images, masks, wrong = data_set
+  config = dataclasses.replace(SMALL, rounds=2, confidence=False)   # the same compiled step
+  state = distil.fit(images, config, jax.random.key(0),
+                     context=registry.FitContext(tuple(f"case{i}" for i in range(12)),
+                                                 ObjectConfig(polarity="dark")))
+  assert state["loss"].shape == (2 * SMALL.steps, 3)
+  result = registry.get_method("distil").segment_batch(None, np.stack(images), config,
+                                                       state=state)
+  assert min(dsc(result.labels[i], masks[i]) for i in wrong) > 0.8

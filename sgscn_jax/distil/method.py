@@ -80,15 +80,21 @@ def to_square(images: jax.Array, size: int) -> jax.Array:
   return jax.image.resize(images, (images.shape[0], size, size, images.shape[-1]), "linear")
 
 
-@functools.partial(jax.jit, static_argnames=("config", "tta"))
-def predict(params, mean, std, images: jax.Array, config: DistilConfig, tta: str) -> jax.Array:
+def predict(params, mean, std, images, config: DistilConfig, tta: str) -> jax.Array:
   """The student's probability `[B, H, W]` for images `[B, H, W, C]` in [0, 1]: resized to
-  S x S, normalised, averaged over the `tta` views (each undone), resized back."""
+  S x S, normalised, averaged over the `tta` views (each undone), resized back. One
+  program per (S, width, depth, tta, shape), whatever the other settings."""
+  return _predict(params, jnp.asarray(mean), jnp.asarray(std), jnp.asarray(images),
+                  config.size, config.width, config.depth, tta)
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5, 6, 7))
+def _predict(params, mean, std, images, size: int, width: int, depth: int, tta: str):
   b, h, w, _ = images.shape
-  x = (to_square(images, config.size) - mean[None, None, None]) / std[None, None, None]
+  x = (to_square(images, size) - mean[None, None, None]) / std[None, None, None]
   views = VIEWS[tta]
-  p = sum(_unview(jax.nn.sigmoid(network.apply(params, _view(x, v), config.width,
-                                               config.depth)), v) for v in views) / len(views)
+  p = sum(_unview(jax.nn.sigmoid(network.apply(params, _view(x, v), width, depth)), v)
+          for v in views) / len(views)
   return jax.image.resize(p, (b, h, w), "linear")
 
 
@@ -118,8 +124,8 @@ def segment_batch(keys, images, config: DistilConfig, state=None, **unused) -> D
   if images.ndim != 4:
     raise ValueError(f"distil: expected a batch of 2D images [B, H, W, C], got {images.shape} "
                      "(volumes are not supported yet)")
-  p = np.asarray(predict(state["params"], jnp.asarray(state["mean"]), jnp.asarray(state["std"]),
-                         jnp.asarray(images), config, config.tta))
+  p = np.asarray(predict(state["params"], state["mean"], state["std"], images, config,
+                         config.tta))
   finite = np.all(np.isfinite(p), axis=(1, 2))
   p = np.clip(np.nan_to_num(p), 0.0, 1.0).astype(np.float32)
   labels = np.stack([clean(q, config) for q in p]).astype(np.int32)

@@ -23,6 +23,7 @@ stays on the host (CUTS measured XLA's CPU convolutions 4x slower inside a `lax`
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 from typing import Any, Iterator, Optional, Tuple
@@ -79,8 +80,25 @@ def _step(params, opt_state, images, targets, weights, mean, std, key, t, *,
   return optax.apply_updates(params, updates), opt_state, jnp.stack([total, ce, dice])
 
 
-@functools.lru_cache(maxsize=None)
+# Fields the step does not read: set to their defaults before it is compiled, so that runs
+# differing only in them (the teacher, rounds, inference settings) share one program.
+NOT_IN_STEP = ("teacher", "teacher_seeds", "teacher_quick", "batch_size", "confidence", "rounds",
+               "threshold", "tta", "keep_pieces", "fill_holes", "log_every")
+
+
+def step_config(config: DistilConfig) -> DistilConfig:
+  """`config` with the fields the step does not read (`NOT_IN_STEP`) at their defaults."""
+  default = DistilConfig()
+  return dataclasses.replace(config, **{f: getattr(default, f) for f in NOT_IN_STEP})
+
+
 def train_step(config: DistilConfig, mesh: Mesh):
+  """`_train_step(step_config(config), mesh)`."""
+  return _train_step(step_config(config), mesh)
+
+
+@functools.lru_cache(maxsize=None)
+def _train_step(config: DistilConfig, mesh: Mesh):
   """The jitted step for `config` on `mesh`:
 
       step(params, opt_state, images [B, S, S, C], targets [B, S, S], weights [B, S, S],
