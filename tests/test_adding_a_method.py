@@ -92,7 +92,7 @@ def test_recipe_1_in_python(recipe_folder, monkeypatch):
     import my_methods  # noqa: F401 - registers position_kmeans
     exec(compile(python[0], str(DOC), "exec"), {})  # noqa: S102 - the page's own code
   finally:
-    registry._METHODS.pop("position_kmeans", None)
+    registry.unregister_method("position_kmeans")
     sys.modules.pop("my_methods", None)
 
 
@@ -137,7 +137,7 @@ def test_recipe_2_registers_like_a_builtin():
     assert spec.slug == "vote_position_kmeans_k4+otsu_blue"
     assert registry.get_method("position_kmeans").entry_points() is module.ENTRY
   finally:
-    registry._METHODS.pop("position_kmeans", None)
+    registry.unregister_method("position_kmeans")
     sys.modules.pop(module.__name__, None)
 
 
