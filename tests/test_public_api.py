@@ -10,9 +10,8 @@ import pytest
 
 import sgscn_jax
 
-# `running` re-exports nothing yet (it is being refactored, issue 42).
-SUBPACKAGES = ("core", "volume", "data", "data.datasets", "evaluation", "baselines", "cuts",
-               "jule", "reporting")
+SUBPACKAGES = ("core", "volume", "data", "data.datasets", "evaluation", "registry", "baselines",
+               "cuts", "jule", "distil", "running", "reporting")
 
 
 @pytest.mark.parametrize("name", ("",) + SUBPACKAGES)
