@@ -152,6 +152,9 @@ flags.DEFINE_enum("despeckle", None, ["none", "median", "nlm", "bilateral"],
 flags.DEFINE_string("fit_dir", None, "A data-set method (cuts): fit it on the images of this "
                     "folder instead of the run's images (the fitted state is kept in "
                     "<out_dir>/fitted/ and reused on resume).")
+flags.DEFINE_string("fitted_from", None, "A data-set method (distil, cuts): use the state "
+                    "fitted in this run folder (<dir>/fitted/) instead of fitting; refused "
+                    "when it was fitted with other settings.")
 flags.DEFINE_bool("hair_removal", False, "Remove dark hairs (DullRazor-style) from every image "
                   "before segmenting it (dermoscopy; off by default: docs/OBJECTS.md).")
 flags.DEFINE_integer("demo_n", 4, "demo: number of synthetic images.")
@@ -482,7 +485,8 @@ def main(argv):
       montage_cases=FLAGS.montage, method_name=name, standardise=standardise_from_flags(name),
       objects=objects_from_flags(), hair_removal=FLAGS.hair_removal,
       seeds_per_image=FLAGS.seeds_per_image, gt_clipped=FLAGS.gt_clipped,
-      overwrite=FLAGS.overwrite, despeckle=despeckle_from_flags(), fit_dir=FLAGS.fit_dir)
+      overwrite=FLAGS.overwrite, despeckle=despeckle_from_flags(), fit_dir=FLAGS.fit_dir,
+      fitted_from=FLAGS.fitted_from)
   print(f"{len(cases)} cases -> {options.out_dir}", file=sys.stderr)
   run_info = {"argv": sys.argv, "dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir,
               "processes": 1 if team is None else team.count,

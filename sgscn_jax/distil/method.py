@@ -215,6 +215,6 @@ def segment_image(key, image, config: DistilConfig, state=None) -> DistilSegment
 # registered by `sgscn_jax.builtin_methods`.
 METHOD = registry.Method(
     name=NAME, title="distil", core=segment_image, default_config=DistilConfig(),
-    quick_config=QUICK, make_entry_points=DistilEntryPoints, fit=fit,
+    quick_config=QUICK, make_entry_points=DistilEntryPoints, fit=fit, labels_are_object=True,
     description="a U-Net trained on the data set with a teacher's mask-free objects as "
                 "targets, weighted by the teacher's confidence; one forward pass per image")

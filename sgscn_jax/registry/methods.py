@@ -69,6 +69,9 @@ class Method:
       of one 2D image at that working shape, for a method with a memory model (SGSCN and
       S3-Net: `volume.memory.estimate_bytes`): the image runner refuses, before any runs, a
       working size over the memory budget and names sizes that fit; None: not checked.
+    labels_are_object: the method's labels ARE its object (1 = object, 0 = the rest; distil):
+      the image runner takes the object as `labels == 1`, cleaned (largest piece, holes
+      filled; `running.scoring.labels_object`), instead of running the object step again.
   """
   name: str
   title: str
@@ -84,6 +87,7 @@ class Method:
   plan_memory: Optional[Callable[..., Any]] = None
   members_config: Optional[Callable[[Tuple[Tuple[str, Any], ...]], Any]] = None
   image_memory: Optional[Callable[..., int]] = None
+  labels_are_object: bool = False
 
   @property
   def config_type(self) -> type:

@@ -8,6 +8,7 @@
     out/object_share/<id>.png      E seeds or a vote: the share of members whose object holds
                                    each pixel (255 = all)
     out/uncertainty/<id>.png       E seeds: the per-pixel agreement of their maps
+    out/probability/<id>.png       a result with a `probability` map (distil): 0-255
     out/history/<id>.csv, out/levels/<id>.npz   the loss history; a method's levels (CUTS)
     out/cases/<id>.json            the row, written LAST: the case is done exactly when it exists
 
@@ -15,7 +16,9 @@
 resolution, scored once (`scoring.score_case`), then every file above. `complete_protocols`
 scores a finished case again from its saved maps when a resume asks for a protocol or
 object settings it lacks. A vote of methods is told apart by its `member_slugs` (the
-members' names, `VoteConfig.slugs`): None for every other method.
+members' names, `VoteConfig.slugs`): None for every other method. A method whose labels are
+its object (`Method.labels_are_object`, distil) is told by `labels_are_object`: its object is
+`labels == 1`, cleaned (`scoring.labels_object`), not the object step's.
 """
 
 from __future__ import annotations
@@ -102,11 +105,13 @@ def write_history(path: Path, history) -> None:
 
 def _score_and_draw(out: Path, labels: np.ndarray, record: Record, case: Case,
                     options: RunOptions, members: Optional[Sequence[np.ndarray]],
-                    member_slugs: Optional[Sequence[str]]) -> scoring.CaseScore:
+                    member_slugs: Optional[Sequence[str]],
+                    labels_are_object: bool = False) -> scoring.CaseScore:
   """`scoring.score_case`, then the maps it found: objects/, object_share/, overlays/."""
   scored = scoring.score_case(labels, record, case, objects_config=options.objects,
                               overlay_rule=options.overlay_rule, members=members,
-                              voting=member_slugs is not None, gt_clipped=options.gt_clipped)
+                              voting=member_slugs is not None, gt_clipped=options.gt_clipped,
+                              labels_are_object=labels_are_object)
   if scored.vote is not None:
     files.write_png(out / "object_share" / f"{record.case_id}.png",
                     np.round(255 * scored.vote.share).astype(np.uint8))
@@ -121,7 +126,8 @@ def _score_and_draw(out: Path, labels: np.ndarray, record: Record, case: Case,
 
 def write_case(case: Case, record: Record, work_shape: Sequence[int], seg_i, seconds: float,
                options: RunOptions,
-               member_slugs: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+               member_slugs: Optional[Sequence[str]] = None,
+               labels_are_object: bool = False) -> Dict[str, Any]:
   """Writes one case's outputs (module docstring) from its result `seg_i` (a method's
   `Segmentation`-like result for this image, or `seeds.Fused`); its JSON last. Returns
   the row. `seconds`: the case's share of its batch's time plus its loading."""
@@ -133,8 +139,13 @@ def write_case(case: Case, record: Record, work_shape: Sequence[int], seg_i, sec
     members = [resize.labels_to_shape(np.asarray(m), shape) for m in seg_i.members]
     for path, m in zip(member_paths(out, record.case_id, len(members), member_slugs), members):
       files.write_label_map(path, m)
-  scored = _score_and_draw(out, labels, record, case, options, members, member_slugs)
+  scored = _score_and_draw(out, labels, record, case, options, members, member_slugs,
+                           labels_are_object)
   files.write_label_map(out / "labels" / f"{record.case_id}.png", scored.labels)
+  if getattr(seg_i, "probability", None) is not None:   # distil: the student's map
+    p = resize.resize_image(np.asarray(seg_i.probability, np.float32)[..., None], shape)
+    files.write_png(out / "probability" / f"{record.case_id}.png",
+                    np.round(255 * np.clip(p[..., 0], 0, 1)).astype(np.uint8))
   if seg_i.history is not None:
     write_history(out / "history" / f"{record.case_id}.csv", seg_i.history)
   row: Dict[str, Any] = {
@@ -171,10 +182,12 @@ def write_case(case: Case, record: Record, work_shape: Sequence[int], seg_i, sec
   return row
 
 
-def needs_update(row: Dict[str, Any], options: RunOptions) -> bool:
+def needs_update(row: Dict[str, Any], options: RunOptions,
+                 labels_are_object: bool = False) -> bool:
   """Whether a finished case's row lacks a protocol the run asks for (paper+fill; with
   `gt_clipped`, the INFLATED one; with objects on, an object found by this
-  `objects.VERSION` with these object settings)."""
+  `objects.VERSION` with these object settings, taken from the labels exactly when
+  `labels_are_object`)."""
   if "largest_overlap.dice" in row and "paper_fill.dice" not in row:
     return True
   if options.gt_clipped is not None and "largest_overlap.dice" in row and (
@@ -182,12 +195,13 @@ def needs_update(row: Dict[str, Any], options: RunOptions) -> bool:
     return True
   return options.objects is not None and (
       row.get("object_version") != objects.VERSION
-      or row.get("object_config") != objects.config_tag(options.objects))
+      or row.get("object_config") != scoring.object_tag(options.objects, labels_are_object))
 
 
 def complete_protocols(cases: Sequence[Case], load: Callable[[Case], Record],
                        options: RunOptions,
-                       member_slugs: Optional[Sequence[str]] = None) -> int:
+                       member_slugs: Optional[Sequence[str]] = None,
+                       labels_are_object: bool = False) -> int:
   """Brings each finished case that `needs_update` up to date from its saved label map
   (and its seeds' or members' maps): object, overlay and scores again; returns how many
   were updated. A run made before these protocols existed is upgraded in place when it is
@@ -197,13 +211,13 @@ def complete_protocols(cases: Sequence[Case], load: Callable[[Case], Record],
   for case in cases:
     row = results.read_case(out, case.case_id)
     path = out / "labels" / f"{case.case_id}.png"
-    if row is None or not path.exists() or not needs_update(row, options):
+    if row is None or not path.exists() or not needs_update(row, options, labels_are_object):
       continue
     record = load(case)
     members = (saved_vote_members(out, case.case_id, member_slugs) if member_slugs is not None
                else saved_seed_members(out, case.case_id))
     scored = _score_and_draw(out, _read_labels(path), record, case, options, members,
-                             member_slugs)
+                             member_slugs, labels_are_object)
     if member_slugs is not None:
       files.write_label_map(path, scored.labels)
       row["n_labels"] = len(np.unique(scored.labels))

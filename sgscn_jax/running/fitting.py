@@ -8,6 +8,12 @@
 fits nothing; a state fitted with other settings (config, seed, images, fit folder) is
 refused with one line (`folder.RunFolderError`), or fitted again with `overwrite`. The
 fit's key is `fold_in(key(seed), FIT_SALT)`, so each seed of a table fits its own state.
+
+`load_fitted` reuses another run's state on new images without fitting
+(`RunOptions.fitted_from`, `experiments.segment --fitted_from RUN_DIR`): the state is
+refused with one line when its method or fit settings (the config's `fit_settings()`)
+differ from this run's; a copy of it, its record naming where it came from, is kept in this
+run's `fitted/`.
 """
 
 from __future__ import annotations
@@ -128,6 +134,45 @@ def load_or_fit(method: registry.Method, config: Any,
   save_state(npz, state)
   files.write_json(meta, dict(now, fit_seconds=round(seconds, 2),
                               fitted=time.strftime("%Y-%m-%dT%H:%M:%S")))
+  return state
+
+
+def load_fitted(method: registry.Method, config: Any, run_dir: Path,
+                out: Optional[Path] = None) -> Dict[str, Any]:
+  """The state another run fitted (`<run_dir>/fitted/<method>_state.npz`), for this run's
+  `config` without fitting; with `out`, copied into `<out>/fitted/` with its record and
+  `fitted_from`.
+
+  Raises:
+    RunFolderError: no state of `method` in `run_dir`, or one fitted with another method
+      or other fit settings (one line naming the fields that differ).
+  """
+  npz, meta = state_paths(Path(run_dir), method.name)
+  if not (npz.exists() and meta.exists()):
+    raise RunFolderError(f"--fitted_from {run_dir}: no fitted {method.name} state there "
+                         f"({npz} and its .json); name the folder of a finished "
+                         f"{method.name} run")
+  saved = json.loads(meta.read_text())
+  now = fit_settings(method.name, config, 0, (), (), None)
+  old = {"method": saved.get("method"), "config": saved.get("config") or {}}
+  if old["method"] != now["method"]:
+    raise RunFolderError(f"--fitted_from {run_dir}: its state is {old['method']}'s, not "
+                         f"{method.name}'s")
+  changed = [f"{k} {old['config'].get(k)!r} -> {v!r}" for k, v in now["config"].items()
+             if old["config"].get(k) != v]
+  changed += [f"{k} {v!r} -> (none)" for k, v in old["config"].items()
+              if k not in now["config"]]
+  if changed:
+    raise RunFolderError(f"--fitted_from {run_dir}: its state was fitted with other settings "
+                         f"({'; '.join(changed)}); use the same fit settings or fit anew")
+  state = load_state(npz)
+  if out is not None:
+    here_npz, here_meta = state_paths(Path(out), method.name)
+    if not here_npz.exists() or here_npz.read_bytes() != npz.read_bytes():
+      files.atomic_write_bytes(here_npz, npz.read_bytes())
+    files.write_json(here_meta, dict(saved, fitted_from=str(run_dir)))
+  print(f"{method.name}: the state fitted in {run_dir} on {len(saved.get('images', []))} "
+        "images, not fitted again", file=sys.stderr)
   return state
 
 

@@ -52,6 +52,7 @@ from sgscn_jax.baselines import method_vote
 from sgscn_jax.data.datasets import Case, Record
 from sgscn_jax.running import case_files, distributed, fitting, inputs, montage, runner, seeds
 from sgscn_jax.running.inputs import without_hair  # noqa: F401 - also imported from here
+from sgscn_jax.running.folder import RunFolderError
 from sgscn_jax.running.options import RunOptions
 from sgscn_jax.running.runner import RunResult, case_key  # noqa: F401 - also imported from here
 from sgscn_jax.running.seeds import seed_key
@@ -96,14 +97,23 @@ class ImageDriver:
                                 seeds_per_image=self.options.seeds_per_image)
     if self.method.kind == "fitted" and self.options.seeds_per_image != 1:
       raise ValueError(f"{self.method.name}: a data-set method takes no --seeds_per_image")
+    if self.options.fitted_from is not None and (self.method.kind != "fitted"
+                                                 or self.options.fit_dir is not None):
+      raise RunFolderError(f"--fitted_from is for a data-set method without --fit_dir (the "
+                           f"state is fitted elsewhere), not {self.method.name}"
+                           + (" with --fit_dir" if self.options.fit_dir else ""))
     self.cases = list(cases)
     done = [c for c in cases if c.case_id not in {p.case_id for p in pending}]
-    upgraded = case_files.complete_protocols(done, self.load, self.options, self.member_slugs)
+    upgraded = case_files.complete_protocols(done, self.load, self.options, self.member_slugs,
+                                             self.method.labels_are_object)
     return {"upgraded_cases": upgraded} if upgraded else {}
 
   def run(self, pending: Sequence[Case], recorder: runner.Recorder) -> None:
     self.recorder = recorder
-    if self.method.kind == "fitted" and pending:   # a data-set method: fit first
+    if self.method.kind == "fitted" and pending and self.options.fitted_from is not None:
+      self.call_kwargs["state"] = fitting.load_fitted(   # another run's state, not refitted
+          self.method, self.config, Path(self.options.fitted_from), Path(self.options.out_dir))
+    elif self.method.kind == "fitted" and pending:   # a data-set method: fit first
       self.call_kwargs["state"] = fitting.load_or_fit(
           self.method, self.config, self.fit_images, Path(self.options.out_dir),
           self.options.seed, fit_dir=self.options.fit_dir, overwrite=self.options.overwrite,
@@ -153,7 +163,8 @@ class ImageDriver:
       try:
         row = case_files.write_case(it.case, it.record, it.work.shape,
                                     seeds.case_result(seg, i, e), seconds + it.load_seconds,
-                                    self.options, self.member_slugs)
+                                    self.options, self.member_slugs,
+                                    self.method.labels_are_object)
       except Exception as e:  # noqa: BLE001
         traceback.print_exc()
         self.recorder.fail(it.case, e)

@@ -57,6 +57,9 @@ class RunOptions:
       this folder (read as `--dataset folder`, at the run's working size) instead of the
       run's own images; ignored by the other methods. The state is kept in
       `fitted/` (`running.fitting`) and reused on resume.
+    fitted_from: a data-set method is not fitted: the state of this run folder's
+      `fitted/` is used (`fitting.load_fitted`; refused with one line when it was fitted
+      with other fit settings), and a copy kept in this run's `fitted/`.
   """
   out_dir: str
   size: Any = None
@@ -74,6 +77,7 @@ class RunOptions:
   overwrite: bool = False
   despeckle: str = "none"
   fit_dir: Optional[str] = None
+  fitted_from: Optional[str] = None
 
   # How a resume treats each option (`running.folder.check_settings`); the rest, like the
   # method's config, are result settings: a resume with other values is refused.

@@ -2,7 +2,8 @@
 
     label map [*spatial] at the image's resolution (and, for E seeds or a vote of methods,
     the members' maps)
-      --(the object step: `find_object`, or `voted_object` over the members)--> object
+      --(the object step: `find_object`, or `voted_object` over the members; a method
+         whose labels are its object, distil: `labels_object`)--> object
       --(a vote of methods: the voted object's 2-label map becomes the case's map)-->
       --(the overlay's selection rule)--> prediction
       --(collapse check, empty-mask check, every protocol's scores)--> row fields
@@ -19,6 +20,7 @@ import time
 from typing import Any, Dict, NamedTuple, Optional, Sequence
 
 import numpy as np
+from scipy import ndimage
 
 from sgscn_jax.data.datasets import Case, Record
 from sgscn_jax.evaluation import consensus, objects, protocols, selection
@@ -50,6 +52,42 @@ def find_object(labels: np.ndarray, record: Record, config: objects.ObjectConfig
   found = objects.extract_object(labels, record.image, config, valid=record.extra.get("valid"))
   return FoundObject(np.asarray(found.mask, bool), found.reason, time.perf_counter() - start,
                      objects.config_tag(config))
+
+
+LABELS_TAG = "labels_are_object"   # the object_config of an object taken from the labels
+
+
+def object_tag(config: objects.ObjectConfig, labels_are_object: bool = False) -> str:
+  """The row's `object_config`: `objects.config_tag(config)`, marked for an object taken
+  from a method's labels (`labels_object`), so that a resume tells the two apart."""
+  tag = objects.config_tag(config)
+  return f"{LABELS_TAG};{tag}" if labels_are_object else tag
+
+
+def labels_object(labels: np.ndarray, record: Record, config: objects.ObjectConfig) -> FoundObject:
+  """The object of a method whose labels are its object (`Method.labels_are_object`,
+  distil): `labels == 1`, outside the record's `valid` region never, cleaned as the object
+  step cleans the profile: lesion and mass its largest piece (8-connected), lungs the
+  `lung_count` largest, holes filled; vessels as it is."""
+  start = time.perf_counter()
+  mask = np.asarray(labels) == 1
+  valid = record.extra.get("valid")
+  if valid is not None:
+    mask &= np.asarray(valid, bool)
+  keep = {"lesion": 1, "mass": 1, "lungs": config.lung_count}.get(config.profile, 0)
+  if keep and mask.any():
+    pieces, n = ndimage.label(mask, np.ones((3,) * mask.ndim, bool))
+    if n > keep:
+      sizes = np.bincount(pieces.ravel())[1:]
+      mask = np.isin(pieces, np.argsort(-sizes, kind="stable")[:keep] + 1)
+  if keep:
+    mask = ndimage.binary_fill_holes(mask)
+  how = ("as it is" if not keep else
+         f"its largest {keep} piece(s), holes filled" if keep > 1 else
+         "its largest piece, holes filled")
+  reason = (f"the method's labels are its object: labels == 1, {how}; object "
+            f"{mask.mean():.3f} of the image")
+  return FoundObject(mask, reason, time.perf_counter() - start, object_tag(config, True))
 
 
 def voted_object(labels: np.ndarray, members: Sequence[np.ndarray], record: Record,
@@ -135,7 +173,8 @@ class CaseScore(NamedTuple):
 def score_case(labels: np.ndarray, record: Record, case: Case, *,
                objects_config: Optional[objects.ObjectConfig], overlay_rule: str,
                members: Optional[Sequence[np.ndarray]] = None, voting: bool = False,
-               gt_clipped: Optional[int] = None) -> CaseScore:
+               gt_clipped: Optional[int] = None,
+               labels_are_object: bool = False) -> CaseScore:
   """The whole scoring walk of one case (module docstring).
 
   Args:
@@ -146,13 +185,17 @@ def score_case(labels: np.ndarray, record: Record, case: Case, *,
       inside), so that every protocol scores the vote itself; needs `objects_config`.
     objects_config: the object step's settings, or None for no object.
     gt_clipped: a dilation radius for the INFLATED diagnostic protocol, or None.
+    labels_are_object: the labels are the method's object (`Method.labels_are_object`):
+      the object is `labels_object`, not the object step's.
   """
   if voting and objects_config is None:
     raise ValueError(f"{record.case_id}: a vote of methods votes their objects; it needs the "
                      "object step")
   found = vote = None
   if objects_config is not None:
-    if members:
+    if labels_are_object and not members:
+      found = labels_object(labels, record, objects_config)
+    elif members:
       found, vote = voted_object(labels, members, record, objects_config,
                                  first_breaks_ties=voting)
     else:
