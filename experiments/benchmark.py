@@ -34,6 +34,10 @@ a training iteration about 2x the forward for the first layer and 3x for the oth
   python -m experiments.benchmark --method cuts
       # CUTS: the fit on 40 PH2 images at 256 px, then seconds per image
       # (experiments/benchmark_cuts.py, docs/CUTS.md)
+  python -m experiments.benchmark --method distil --json_out docs/bench/distil_ph2_256.json
+      # distil: the teacher and the student's fit on 40 PH2 images at 256 px, then its
+      # batched inference per 256x256 image beside SGSCN's seconds per image
+      # (experiments/benchmark_distil.py, docs/DISTIL.md)
 """
 
 from __future__ import annotations
@@ -49,12 +53,13 @@ import time
 from absl import flags
 
 from experiments import benchmark_cuts   # defines the --cuts_* flags (imports no JAX)
+from experiments import benchmark_distil   # defines the --distil_* flags (imports no JAX)
 from sgscn_jax.reporting import console
 
 FLAGS = flags.FLAGS
-TIMED = ("sgscn", "s3net", "cuts")
+TIMED = ("sgscn", "s3net", "cuts", "distil")
 flags.DEFINE_string("method", "sgscn", "The method timed, in the method grammar (docs/USAGE.md): "
-                    "sgscn (--n_conv blocks), s3net (its preset) or cuts; the sizes are this "
+                    "sgscn (--n_conv blocks), s3net (its preset), cuts or distil; the sizes are this "
                     "script's flags.")
 flags.DEFINE_string("size", "256", "Image size: N (square) or HxW.")
 flags.DEFINE_integer("channels", 3, "Input channels (1 grey, 3 RGB).")
@@ -321,8 +326,8 @@ def main(argv):
     print(json.dumps(result))
     return 0
   FLAGS.method = timed_method(FLAGS.method)
-  if FLAGS.method == "cuts":   # a data-set method: its fit, then per-image segmentation
-    _write_report(benchmark_cuts.run())
+  if FLAGS.method in ("cuts", "distil"):   # a data-set method: its fit, then per image
+    _write_report((benchmark_cuts if FLAGS.method == "cuts" else benchmark_distil).run())
     return 0
   import jax
   h, w = parse_size(FLAGS.size)

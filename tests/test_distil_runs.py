@@ -90,3 +90,28 @@ def test_a_fitted_student_segments_new_images_without_fitting(tmp_path, monkeypa
   assert "\n" not in str(refused.value)
   with pytest.raises(RunFolderError, match="no fitted distil state"):
     fitting.load_fitted(method, QUICK, tmp_path / "new" / "labels")
+
+
+def test_the_benchmark_fits_infers_and_writes_its_json(tmp_path):
+  """`experiments.benchmark --method distil` on two synthetic images with the quick student:
+  the report on stdout and in --json_out, the goals as booleans (no speed is asserted)."""
+  import os
+  import subprocess
+  import sys
+  from pathlib import Path
+  root = Path(__file__).resolve().parents[1]
+  out = tmp_path / "distil.json"
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.benchmark", "--method=distil", "--distil_quick",
+       f"--distil_data_dir={tmp_path / 'absent'}", "--distil_images=2", "--distil_batch=2",
+       "--distil_repeats=1", "--distil_sgscn_images=0", f"--json_out={out}"],
+      cwd=root, env=dict(os.environ, PYTHONPATH=str(root)), capture_output=True, text=True,
+      timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  report = json.loads(out.read_text())
+  assert report == json.loads(proc.stdout.strip().splitlines()[-1])
+  assert report["method"] == "distil" and report["data"] == "synthetic"
+  assert report["images"] == 2 and report["steps"] == QUICK.steps
+  assert report["fit_seconds"] > 0 and set(report["infer_ms_per_image"]) == {"none", "flips"}
+  assert report["sgscn_seconds_per_image"] is None and report["cpu"]
+  assert isinstance(report["infer_goal_met"], bool) and isinstance(report["fit_goal_met"], bool)
