@@ -86,3 +86,84 @@ def test_the_scan_region_of_a_512_px_scanner_image_takes_under_half_a_second():
   region = _region(scan)
   scan_region.depth_region(scan_region.grey(scan.image), region.valid)
   assert time.perf_counter() - start < 0.5
+
+
+def _parts_labels(scan):
+  """A label map of the synthetic scan's parts: 0 tissue, 1 mass, 2 shadow, 3 depth, 4 the
+  subcutaneous band (rows 6-20 %), 5 the skin line (rows 4-6 %)."""
+  p = scan.parts
+  h, w = p["mass"].shape
+  rows = np.repeat((np.arange(h) / h)[:, None], w, 1)
+  return np.select([p["mass"], p["shadow"], p["depth"], (rows >= 0.06) & (rows < 0.20),
+                    (rows >= 0.04) & (rows < 0.06)], [1, 2, 3, 4, 5], 0)
+
+
+def _mass_object(scan, rule=None):
+  from sgscn_jax.evaluation import masses
+  from sgscn_jax.evaluation.objects import ObjectConfig, extract_object
+  region = _region(scan)
+  image = scan_region.fill_outside(scan_region.grey(scan.image), region.marks)[..., None]
+  kept = masses.RULE
+  masses.RULE = kept if rule is None else rule
+  try:
+    return extract_object(_parts_labels(scan), image,
+                          ObjectConfig(profile="mass", polarity="dark"), valid=region.valid)
+  finally:
+    masses.RULE = kept
+
+
+def _dsc(a, b):
+  return 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
+
+
+@pytest.mark.parametrize("size,level,depth_start", [(0.6, 0.25, 0.5), (0.8, 0.3, 0.5)])
+def test_the_rule_takes_the_faint_mass_not_the_depth_region(size, level, depth_start):
+  """A small, faint mass above a large dark depth region: the rule of object step <= 3
+  (`masses.LEGACY`) took the depth (issue 43's failure); the B-mode rule never does."""
+  from sgscn_jax.evaluation import masses
+  scan = scanner_image(seed=1, mass_size=size, mass_level=level, depth_start=depth_start,
+                       calipers=False, text=False, logo=False)
+  p = scan.parts
+  legacy = _mass_object(scan, masses.LEGACY)
+  assert (legacy.mask & p["depth"]).sum() > 0.9 * legacy.mask.sum()
+  found = _mass_object(scan)
+  assert _dsc(found.mask, p["mass"]) > 0.9, found.reason
+  assert not (found.mask & p["depth"]).any()
+
+
+@pytest.mark.parametrize("size,level,depth_start", [(0.5, 0.25, 0.55), (0.6, 0.3, 0.6)])
+def test_the_rule_takes_the_mass_not_its_posterior_shadow(size, level, depth_start):
+  """A mass above its darker posterior shadow, which reaches the depth: the object is the
+  mass; the shadow is at most a thin rim under it (the boundary's refinement reaches
+  `refine_band // 4` rows below the piece)."""
+  scan = scanner_image(seed=1, mass_size=size, mass_level=level, depth_start=depth_start,
+                       calipers=False, text=False, logo=False)
+  p = scan.parts
+  found = _mass_object(scan)
+  assert _dsc(found.mask, p["mass"]) > 0.8, found.reason
+  assert (found.mask & p["shadow"]).sum() < 0.2 * found.mask.sum()
+
+
+def test_the_skin_line_and_the_subcutaneous_layer_are_never_the_object():
+  """With no dark mass at all (the mass as bright as tissue), nothing dark and compact is
+  left: the layer across the image (touching both sides) and the skin line (touching the
+  top) are not taken, nor the depth region."""
+  scan = scanner_image(seed=5, mass_level=0.45, shadow=False, calipers=False, text=False,
+                       logo=False)
+  found = _mass_object(scan)
+  h = found.mask.shape[0]
+  assert not found.mask[: int(0.2 * h)].any() and not (found.mask & scan.parts["depth"]).any()
+
+
+def test_the_rule_takes_under_a_second_on_a_256_px_image():
+  from sgscn_jax.evaluation import masses
+  scan = scanner_image(seed=6, h=208, w=256)
+  rng = np.random.default_rng(0)
+  labels = _parts_labels(scan) * 3 + rng.integers(0, 3, scan.parts["mass"].shape)  # 18 clusters
+  region = _region(scan)
+  image = scan_region.fill_outside(scan_region.grey(scan.image), region.marks)[..., None]
+  from sgscn_jax.evaluation.objects import ObjectConfig, extract_object
+  config = ObjectConfig(profile="mass", polarity="dark")
+  start = time.perf_counter()
+  extract_object(labels, image, config, valid=region.valid)
+  assert time.perf_counter() - start < 1.0 and masses.RULE.refine_band > 0

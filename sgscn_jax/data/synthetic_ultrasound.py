@@ -12,8 +12,8 @@ seeded with `seed`, draws in a fixed order, so one seed gives the same bytes):
    level 0.85; 0.40 above it), a darker subcutaneous band (to 20 %, level 0.30), glandular tissue (level
    0.45) down to the end of the beam's reach at `depth_start` (default 72 % of H); below
    it the depth region, level 0.03 (noise only);
-2. the mass: an ellipse centred at (40 % H, 50 % W), semi-axes 11 % H x 13 % W, level 0.12
-   (hypoechoic), `parts["mass"]`;
+2. the mass: an ellipse centred at (40 % H, 50 % W), semi-axes 11 % H x 13 % W (times
+   `mass_size`), level `mass_level` = 0.12 (hypoechoic), `parts["mass"]`;
 3. the posterior shadow: the columns of the mass's middle 80 %, from its lower edge to the
    depth, tissue times 0.3, `parts["shadow"]`;
 4. a frame: black wedges at the two top corners (rows < 25 % H within 12 % W of the side,
@@ -49,7 +49,7 @@ def _speckle(rng: np.random.Generator, shape) -> np.ndarray:
 
 
 def scanner_image(seed: int = 0, h: int = 160, w: int = 200, *, depth_start: float = 0.72,
-                  shadow: bool = True, frame: bool = True, calipers: bool = True,
+                  mass_size: float = 1.0, mass_level: float = 0.12, shadow: bool = True, frame: bool = True, calipers: bool = True,
                   ruler: bool = True, text: bool = True, logo: bool = True) -> Scan:
   """A synthetic whole scanner image (module docstring); each part can be left out."""
   rng = np.random.default_rng(seed)
@@ -61,9 +61,9 @@ def scanner_image(seed: int = 0, h: int = 160, w: int = 200, *, depth_start: flo
   depth = rows >= depth_start
   level = np.where(depth, 0.03, level)
   grey = level * _speckle(rng, (h, w))
-  cy, cx, ay, ax = 0.40 * h, 0.50 * w, 0.11 * h, 0.13 * w
+  cy, cx, ay, ax = 0.40 * h, 0.50 * w, 0.11 * h * mass_size, 0.13 * w * mass_size
   mass = ((yy - cy) / ay) ** 2 + ((xx - cx) / ax) ** 2 <= 1
-  grey = np.where(mass, 0.12 * _speckle(rng, (h, w)), grey)
+  grey = np.where(mass, mass_level * _speckle(rng, (h, w)), grey)
   parts = {"mass": mass, "depth": depth}
   cast = np.zeros((h, w), bool)
   if shadow:

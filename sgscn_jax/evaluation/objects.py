@@ -44,7 +44,8 @@ PROFILES = ("lesion", "lungs", "vessels", "mass")
 # resumed run redoes the objects of cases recorded under another version.
 # 1: 9758585. 2 (a48194e): the lungs' body is the hull of the largest tissue component.
 # 3 (1196bff): lesions grow into their side's pixels within `rim_band` (step 7).
-VERSION = 3
+# 4 (issue 43): the "mass" profile reads B-mode anatomy and refines its boundary (masses.py).
+VERSION = 4
 POLARITIES = ("auto", "dark", "bright")
 
 
@@ -207,9 +208,7 @@ def _mass(dense, ids, cluster_of, x, threshold, name, shape, valid,
     lookups = [lookups[int(np.clip(k - config.regions, 0, len(lookups) - 1))]]
   polarity = "bright" if config.polarity == "bright" else "dark"
   found = masses.find_mass(dense, lookups, x, threshold, polarity=polarity,
-                           opening_radius=config.opening_radius, ring_width=config.rim_band,
-                           centre_weight=config.centre_weight,
-                           border_penalty=config.border_penalty)
+                           opening_radius=config.opening_radius, ring_width=config.rim_band)
   regions_out = resize_nearest(np.append(lookups[0], -1)[dense], shape)
   if found is None:
     return ObjectResult(np.zeros(shape, bool), regions_out, ids[:0],
