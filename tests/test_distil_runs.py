@@ -115,3 +115,25 @@ def test_the_benchmark_fits_infers_and_writes_its_json(tmp_path):
   assert report["fit_seconds"] > 0 and set(report["infer_ms_per_image"]) == {"none", "flips"}
   assert report["sgscn_seconds_per_image"] is None and report["cpu"]
   assert isinstance(report["infer_goal_met"], bool) and isinstance(report["fit_goal_met"], bool)
+
+
+def test_the_fit_is_told_each_images_valid_region(tmp_path):
+  """A data set with a valid region (ultrasound's scan region, DRIVE's field of view): the
+  fit's context carries it at the working shape, for the teacher's object step."""
+  from sgscn_jax.data.datasets import Case
+  from sgscn_jax.running import inputs
+  valid = np.zeros((40, 40), bool)
+  valid[5:35, 5:35] = True
+  cases = [Case("a", "a.png", None, {}), Case("b", "b.png", None, {})]
+  load = lambda c: Record(c.case_id, np.full((40, 40, 3), 0.5, np.float32), None,
+                          {"valid": valid if c.case_id == "a" else None})
+  options = RunOptions(out_dir=str(tmp_path), size=20, bucket_multiple=4)
+  ids, works, valids = inputs.fit_images(cases, load, options)
+  assert ids == ["a", "b"] and works[0].shape == (20, 20, 3) and valids[1] is None
+  np.testing.assert_array_equal(valids[0], valid[1::2, 1::2])   # nearest: pixel centres
+  seen = []
+  method = registry.Method(name="fit_probe", title="probe", core=None, default_config=QUICK,
+                           quick_config=QUICK, fit=lambda images, config, key, context=None:
+                           seen.append(context) or {"x": np.zeros(1)})
+  fitting.load_or_fit(method, QUICK, lambda: (ids, works, valids), tmp_path, 0)
+  assert seen[0].ids == ("a", "b") and seen[0].valid[0] is valids[0]

@@ -24,7 +24,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import numpy as np
@@ -88,6 +88,17 @@ def fit_settings(name: str, config: Any, seed: int, ids: Sequence[str],
       "fit_dir": fit_dir, "images": list(ids), "shapes": [list(s[:2]) for s in shapes]}))
 
 
+class RunFitContext(NamedTuple):
+  """`registry.FitContext`'s fields and `valid`: per fit image its valid region (a scan
+  region, a field of view) `[h, w]` bool at the working shape, or None; a fit reads it as
+  `getattr(context, "valid", None)` (distil's teacher passes it to the object step)."""
+  ids: Tuple[str, ...]
+  objects: Any = None
+  out_dir: Any = None
+  seed: int = 0
+  valid: Any = None
+
+
 def load_or_fit(method: registry.Method, config: Any,
                 images: Callable[[], Tuple[Sequence[str], list]], out: Path, seed: int, *,
                 fit_dir: Optional[str] = None, overwrite: bool = False,
@@ -100,7 +111,8 @@ def load_or_fit(method: registry.Method, config: Any,
 
   Args:
     images: called only when the state must be checked or fitted: `(ids, [H, W, C] arrays)`,
-      the fit images at their working size.
+      the fit images at their working size, or `(ids, arrays, valid regions)` (each
+      `[H, W]` bool or None; the fit's context is then a `RunFitContext`).
     out, seed: the run folder and the run's seed.
     fit_dir: recorded (the images come from it instead of the run's cases).
     overwrite: fit again when the saved state was fitted with other settings.
@@ -110,7 +122,7 @@ def load_or_fit(method: registry.Method, config: Any,
     RunFolderError: a saved state fitted with other settings, without `overwrite`.
   """
   npz, meta = state_paths(out, method.name)
-  ids, arrays = images()
+  ids, arrays, *valid = images()
   now = fit_settings(method.name, config, seed, ids, [a.shape for a in arrays], fit_dir)
   if npz.exists() and meta.exists():
     saved = json.loads(meta.read_text())
@@ -128,6 +140,8 @@ def load_or_fit(method: registry.Method, config: Any,
   print(f"{method.name}: fitting on {len(ids)} images -> {npz}", file=sys.stderr)
   start = time.perf_counter()
   context = registry.FitContext(tuple(ids), objects, Path(out), seed)
+  if valid and any(v is not None for v in valid[0]):
+    context = RunFitContext(*context, valid=list(valid[0]))
   state = registry.fit_method(method, arrays, config,
                               jax.random.fold_in(jax.random.key(seed), FIT_SALT), context)
   seconds = time.perf_counter() - start

@@ -124,7 +124,8 @@ class ImageDriver:
       self.flush(shape)
 
   def fit_images(self) -> tuple:
-    """(ids, working images) a data-set method is fitted on (`inputs.fit_images`)."""
+    """(ids, working images, valid regions) a data-set method is fitted on
+    (`inputs.fit_images`)."""
     return inputs.fit_images(self.cases, self.load, self.options)
 
   def add(self, case: Case) -> None:

@@ -57,14 +57,22 @@ def working_image(record: Record, case: Case, options: RunOptions) -> np.ndarray
 
 
 def fit_images(cases: Sequence[Case], load: Callable[[Case], Record],
-               options: RunOptions) -> Tuple[List[str], List[np.ndarray]]:
-  """(ids, working images) a data-set method is fitted on: `cases` (every case of the run,
-  done or not, read with the run's `load`), or the images of `options.fit_dir`."""
+               options: RunOptions) -> Tuple[List[str], List[np.ndarray], list]:
+  """(ids, working images, valid regions) a data-set method is fitted on: `cases` (every
+  case of the run, done or not, read with the run's `load`), or the images of
+  `options.fit_dir`. Each valid region is the record's `extra["valid"]` (a scan region, a
+  field of view) at the working shape (nearest), or None."""
   if options.fit_dir is not None:
     cases, load = list_dataset("folder", options.fit_dir)
     load = run_loader(load, options)
-  works = [np.asarray(working_image(load(c), c, options), np.float32) for c in cases]
-  return [c.case_id for c in cases], works
+  works, valids = [], []
+  for c in cases:
+    record = load(c)
+    works.append(np.asarray(working_image(record, c, options), np.float32))
+    valid = record.extra.get("valid")
+    valids.append(None if valid is None else resize.labels_to_shape(
+        np.asarray(valid, np.int32), works[-1].shape[:2]).astype(bool))
+  return [c.case_id for c in cases], works, valids
 
 
 SIZES = (2048, 1536, 1024, 768, 512, 384, 256, 192, 128, 64)
