@@ -210,3 +210,20 @@ def test_two_shared_ultrasound_images_run_end_to_end(tmp_path):
     assert 0 <= row["object.dice"] <= 1 and row["object_reason"].startswith("mass")
   run = json.loads((out / "run.json").read_text())
   assert run["options"]["despeckle"] == "median" and run["dataset"] == "ultrasound"
+
+
+def test_busi_names_with_spaces_and_parentheses_find_their_masks(tmp_path):
+  """BUSI's names as published: "benign (1).png" and "benign (1)_mask.png", with "benign
+  (10)" beside it; 1-bit masks. Each image gets its own mask, read as stored."""
+  (tmp_path / "images").mkdir()
+  (tmp_path / "masks").mkdir()
+  rng = np.random.default_rng(5)
+  for n, size in ((1, 4), (10, 6)):
+    grey = (rng.random((24, 32)) * 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "images" / f"benign ({n}).png", np.repeat(grey[..., None], 3, -1))
+    mask = np.zeros((24, 32), bool)
+    mask[4:4 + size, 5:5 + size] = True
+    iio.imwrite(tmp_path / "masks" / f"benign ({n})_mask.png", mask)
+  cases, load = list_dataset("ultrasound", str(tmp_path), mask_pattern="{stem}_mask.png")
+  assert [c.case_id for c in cases] == ["benign (1)", "benign (10)"]
+  assert [load(c).mask.sum() for c in cases] == [16, 36]
