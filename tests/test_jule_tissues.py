@@ -20,7 +20,7 @@ def test_jule_k2_finds_the_ellipsoid():
   v, truth = ellipsoid(0)
   jule = registry.get_method("jule")
   config = parse_method(FAST).config()
-  assert config.intensity_weight == 1.0
+  assert config.intensity_weight == 4.0 and config.mrf == 1.0
   seg = jule.segment_one(jax.random.key(0), v, config, spacing=SPACING)
   assert int(seg.n_labels) == 2 and best_dice(seg.labels, truth) > 0.95
 

@@ -57,7 +57,8 @@ def test_intensity_variance_loss_matches_numpy_and_terms_are_registered():
   rng = np.random.default_rng(0)
   s = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)
   x = rng.standard_normal((3, 4, 5, 2)).astype(np.float32)
-  p = np.exp(s - s.max(-1, keepdims=True))
+  t = s / loss_terms.TEMPERATURE
+  p = np.exp(t - t.max(-1, keepdims=True))
   p /= p.sum(-1, keepdims=True)
   p, xf = p.reshape(-1, 6), x.reshape(-1, 2)
   total = 0.0

@@ -108,8 +108,8 @@ class JuleConfig:
   centre_sigma: float = 1.0
   kmeans_restarts: int = 5
   kmeans_iterations: int = 50
-  intensity_weight: float = 1.0
-  mrf: float = 0.0
+  intensity_weight: float = 4.0
+  mrf: float = 1.0
   mrf_iterations: int = 5
   foreground: bool = False
   slab_voxels: int = 1_000_000
