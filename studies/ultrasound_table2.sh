@@ -1,8 +1,9 @@
 #!/bin/sh
 # Issue 43: the SGSCN paper's Table 2 methods on both shared ultrasound sources, every
-# protocol, seeds 0-2 (seed 0 of both sources first, then seeds 1-2). Resumable: rerun the
-# same script and each finished case is kept (a case whose object was found under another
-# object-step version has its object found again). Run from the repository root:
+# protocol, seeds 0-2: seed 0 of both sources first, then SGSCN under the paper's protocol
+# (studies/ultrasound_protocol.sh), then seeds 0-2. Resumable: rerun the same script and
+# each finished case is kept (a case whose object was found under another object-step
+# version has its object found again). Run from the repository root:
 #   nohup setsid nice -n 15 sh studies/ultrasound_table2.sh > runs/us43_table2.log 2>&1 &
 set -e
 METHODS=kmeans:5,kmeans:6,sgscn,iic,deepcluster,cuts
@@ -18,5 +19,6 @@ bus_uc() {
 }
 busi 0
 bus_uc 0
+sh studies/ultrasound_protocol.sh
 busi 0,1,2
 bus_uc 0,1,2
