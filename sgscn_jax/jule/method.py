@@ -364,6 +364,9 @@ def estimate_bytes(work_shape: Sequence[int], c_in: int, config: JuleConfig,
           + 4 min(V, slab) (3 C + E)                       the dense pass's activations
           + 8 n (3 K_0 + patch C_in) + 8 * 3 K_0^2         U, V, patches; a, A, merge state
           + 4 * 4 B^3                                      the triplet tensor and its gradient
+          + 4 V (E + C_in)                                 the final features [f, w z]
+          + [mrf > 0] V (8 (E + C_in) + 4 (3 k + 2))       the Potts ICM: a float64 copy,
+                                                           energies, votes, labels
 
   (V voxels, n patches, K_0 <= n / 2 initial clusters, R restarts, B batch.)
   """
@@ -378,7 +381,10 @@ def estimate_bytes(work_shape: Sequence[int], c_in: int, config: JuleConfig,
                         + 8)
            + 4.0 * min(v, config.slab_voxels) * (3 * config.channels + config.embed_dim)
            + 8.0 * n * (3 * k0 + patch) + 8.0 * 3 * k0 * k0
-           + 4.0 * 4 * b ** 3)
+           + 4.0 * 4 * b ** 3
+           + 4.0 * v * (config.embed_dim + c_in))
+  if config.mrf > 0:
+    total += v * (8.0 * (config.embed_dim + c_in) + 4.0 * (3 * config.k + 2))
   return int(total)
 
 
