@@ -295,6 +295,41 @@ def timing(sources) -> None:
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
+def interval_bound(sources, sigmas=(0.0, 2.0, 4.0, 8.0)) -> None:
+  """The paper's protocol's ceiling for any clustering by intensity: per image, the best
+  DSC (chosen WITH the mask) of one grey-level interval {t1 <= x <= t2} of the image at the
+  runners' working size (256 px), x smoothed by a Gaussian of `sigma` px, inside the scan
+  region; 64 quantile levels. One cluster of a clustering that separates grey levels is
+  such an interval, so the largest-overlap cluster cannot beat it (a network's clusters
+  may use texture as well: the bound is for intensity)."""
+  from sgscn_jax.data import channels
+  from sgscn_jax.evaluation.regions import resize_image
+  for source in sources:
+    data_dir, pattern = SOURCES[source]
+    cases, load = list_dataset("ultrasound", data_dir, mask_pattern=pattern)
+    best = {sigma: [] for sigma in sigmas}
+    for case in cases:
+      record = load(case)
+      shape = resize.working_shape(record.image.shape, 256)
+      grey = resize_image(np.asarray(record.image, np.float64), tuple(shape))[..., 0]
+      mask = resize_nearest(record.mask, shape)
+      valid = resize_nearest(record.extra["valid"], shape)
+      for sigma in sigmas:
+        x = channels.smooth(grey, sigma)[valid]
+        m = mask[valid]
+        levels = np.quantile(x, np.linspace(0, 1, 65))
+        which = np.clip(np.searchsorted(levels, x, side="right") - 1, 0, 63)
+        inside = np.bincount(which, weights=m, minlength=64)
+        count = np.bincount(which, minlength=64)
+        ci, cc = np.concatenate([[0], np.cumsum(inside)]), np.concatenate([[0], np.cumsum(count)])
+        tp = ci[None, :] - ci[:, None]          # interval of bins [a, b)
+        size = cc[None, :] - cc[:, None]
+        dsc = np.where(size > 0, 2 * tp / np.maximum(size + m.sum(), 1), 0)
+        best[sigma].append(float(dsc.max()))
+    print(f"{source}: best grey-level interval (reads the mask), DSC "
+          + ", ".join(f"sigma {s:g}: {100 * np.mean(v):.1f}" for s, v in best.items()))
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--methods", default="kmeans:5")
@@ -308,7 +343,12 @@ def main():
                       "closing=3 (MassRule fields; default: RULE's)")
   parser.add_argument("--timing", action="store_true",
                       help="only time the scan region and the object step (saved k-means maps)")
+  parser.add_argument("--interval_bound", action="store_true",
+                      help="only the paper protocol's ceiling for intensity clusters")
   args = parser.parse_args()
+  if args.interval_bound:
+    interval_bound(args.sources.split(","))
+    return
   if args.timing:
     timing(args.sources.split(","))
     return
