@@ -55,7 +55,7 @@ def _standardise(*argv):
   flags.FLAGS.unparse_flags()
   flags.FLAGS(["segment", *argv])
   try:
-    return segment.standardise_from_flags(segment.method_from_flags()[0])
+    return segment.standardise_from_flags(segment.method_from_flags()[1])
   finally:
     flags.FLAGS.unparse_flags()
 
