@@ -59,7 +59,8 @@ from sgscn_jax.reporting import console
 FLAGS = flags.FLAGS
 TIMED = ("sgscn", "s3net", "cuts", "distil")
 flags.DEFINE_string("method", "sgscn", "The method timed, in the method grammar (docs/USAGE.md): "
-                    "sgscn (--n_conv blocks), s3net (its preset), cuts or distil; the sizes are this "
+                    "sgscn (--n_conv blocks), s3net (its preset), cuts or distil; the sizes "
+                    "are this "
                     "script's flags.")
 flags.DEFINE_string("size", "256", "Image size: N (square) or HxW.")
 flags.DEFINE_integer("channels", 3, "Input channels (1 grey, 3 RGB).")

@@ -37,7 +37,8 @@ __all__ = [
     "Segmentation", "builtin_methods",
     "compile_segment_one", "context_consistency_loss", "coordinate_grid", "cross_entropy_loss",
     "get_method", "image_keys", "method_names", "metrics", "network_apply", "network_init",
-    "parameter_count", "parse_method", "parse_methods", "python_loop", "register_loss_term", "register_method",
+    "parameter_count", "parse_method", "parse_methods", "python_loop", "register_loss_term",
+    "register_method",
     "segment_batch", "segment_image", "segment_one", "segment_volume", "selection",
     "sparse_spatial_loss",
 ]

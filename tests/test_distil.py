@@ -17,7 +17,7 @@ import pytest
 from sgscn_jax import registry
 from sgscn_jax.distil import augment, losses, network, teacher, train
 from sgscn_jax.distil import method as distil
-from sgscn_jax.distil.config import FIT_FIELDS, QUICK, DistilConfig
+from sgscn_jax.distil.config import FIT_FIELDS, DistilConfig
 from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.running import fitting
 
@@ -176,7 +176,8 @@ def test_hue_rotation_keeps_grey_and_is_a_rotation():
 
 def test_group_norm_student_treats_each_image_alone():
   params = network.init(jax.random.key(0), 3, 4, 2)
-  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(network.init(jax.random.key(0), 3, 4, 2))):
+  again = network.init(jax.random.key(0), 3, 4, 2)
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(again)):
     np.testing.assert_array_equal(a, b)                              # the same key, the same
   x = jax.random.uniform(jax.random.key(1), (3, 16, 16, 3))
   apply = jax.jit(network.apply, static_argnums=(2, 3))
@@ -277,7 +278,8 @@ def test_the_state_round_trips_and_inference_settings_do_not_refit(data_set, fit
   b = method.segment_batch(None, np.stack(images), SMALL, state=loaded)
   np.testing.assert_array_equal(a.labels, b.labels)
   np.testing.assert_allclose(a.probability, b.probability, atol=1e-6)
-  assert SMALL.fit_settings() == dataclasses.replace(SMALL, tta="none", threshold=0.3).fit_settings()
+  other = dataclasses.replace(SMALL, tta="none", threshold=0.3)
+  assert SMALL.fit_settings() == other.fit_settings()
   # one image of another shape: the probability comes back at the image's own shape
   wide = method.segment_one(None, np.concatenate([images[0], images[1]], 1), SMALL, state=state)
   assert wide.labels.shape == wide.probability.shape == (32, 64)

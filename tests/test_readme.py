@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 SETUP_COMMANDS = (
     "pip install -q -r requirements.txt -e . && python -m experiments.segment",
-    "pip install -q -r requirements.txt -e . && pip install -q --no-deps -r requirements-ants.txt && python -m pytest -q",
+    "pip install -q -r requirements.txt -e . && pip install -q --no-deps -r requirements-ants.txt"
+    " && python -m pytest -q",
 )
 
 

@@ -9,9 +9,9 @@ seeded with `seed`, draws in a fixed order, so one seed gives the same bytes):
 
 1. tissue: multiplicative speckle (`exponential(1)` grains, Gaussian-smoothed with sigma 1
    px, normalised to mean 1) times a depth profile: a bright skin line (rows 4-6 % of H,
-   level 0.85; 0.40 above it), a darker subcutaneous band (to 20 %, level 0.30), glandular tissue (level
-   0.45) down to the end of the beam's reach at `depth_start` (default 72 % of H); below
-   it the depth region, level 0.03 (noise only);
+   level 0.85; 0.40 above it), a darker subcutaneous band (to 20 %, level 0.30), glandular
+   tissue (level 0.45) down to the end of the beam's reach at `depth_start` (default 72 % of H);
+   below it the depth region, level 0.03 (noise only);
 2. the mass: an ellipse centred at (40 % H, 50 % W), semi-axes 11 % H x 13 % W (times
    `mass_size`), level `mass_level` = 0.12 (hypoechoic), `parts["mass"]`;
 3. the posterior shadow: the columns of the mass's middle 80 %, from its lower edge to the
@@ -49,7 +49,8 @@ def _speckle(rng: np.random.Generator, shape) -> np.ndarray:
 
 
 def scanner_image(seed: int = 0, h: int = 160, w: int = 200, *, depth_start: float = 0.72,
-                  mass_size: float = 1.0, mass_level: float = 0.12, shadow: bool = True, frame: bool = True, calipers: bool = True,
+                  mass_size: float = 1.0, mass_level: float = 0.12, shadow: bool = True,
+                  frame: bool = True, calipers: bool = True,
                   ruler: bool = True, text: bool = True, logo: bool = True) -> Scan:
   """A synthetic whole scanner image (module docstring); each part can be left out."""
   rng = np.random.default_rng(seed)

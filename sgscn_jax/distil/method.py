@@ -23,7 +23,6 @@ The keys are not used (the student is deterministic). The fit's teacher key is
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import Any, NamedTuple, Optional, Sequence
 

@@ -30,7 +30,7 @@ import json
 import sys
 import zlib
 from pathlib import Path
-from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, List, NamedTuple, Optional, Sequence
 
 import jax
 import numpy as np

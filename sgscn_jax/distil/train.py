@@ -138,7 +138,8 @@ def batch_order(key: jax.Array, n: int, batch_size: int) -> Iterator[np.ndarray]
 
 def train(images: np.ndarray, targets: np.ndarray, weights: np.ndarray, mean: np.ndarray,
           std: np.ndarray, config: DistilConfig, key: jax.Array, *,
-          mesh: Optional[Mesh] = None, stream=None, label: str = "distil") -> Tuple[Params, np.ndarray]:
+          mesh: Optional[Mesh] = None, stream=None,
+          label: str = "distil") -> Tuple[Params, np.ndarray]:
   """Trains a fresh student.
 
   Args:
