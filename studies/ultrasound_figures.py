@@ -66,9 +66,10 @@ def region_figures():
   iio.imwrite(OUT / "ultrasound_scan_region_busi.png", _grid(tiles, 4))
 
 
-def worst_figure(pattern: str, title: str, n: int = 5):
+def worst_figure(pattern: str, title: str, n: int = 5, sources=tuple(SOURCES)):
   tiles = []
-  for source, (data_dir, mask_pattern) in SOURCES.items():
+  for source in sources:
+    data_dir, mask_pattern = SOURCES[source]
     folder = Path(pattern.format(source=source))
     rows = list(csv.DictReader(open(folder / "results.csv")))
     rows.sort(key=lambda r: float(r["object.dice"]))
@@ -96,12 +97,13 @@ def main():
   parser.add_argument("what", choices=("region", "worst"))
   parser.add_argument("pattern", nargs="?", default="runs/us43_{source}/sgscn/seed0")
   parser.add_argument("--title", default="sgscn")
+  parser.add_argument("--sources", default=",".join(SOURCES))
   args = parser.parse_args()
   OUT.mkdir(parents=True, exist_ok=True)
   if args.what == "region":
     region_figures()
   else:
-    worst_figure(args.pattern, args.title)
+    worst_figure(args.pattern, args.title, sources=args.sources.split(","))
 
 
 if __name__ == "__main__":
