@@ -57,6 +57,7 @@ GRID = dict(
     reference_row=(0.35, 0.5),
     vertical_weight=(0.0, 0.5, 1.0),
     darkness_weight=(0.0, 0.5, 1.0),
+    elongation_power=(0.0, 0.5, 1.0),
     lateral_penalty=(0.3, 1.0),
     top_penalty=(0.0,),
     deep_penalty=(0.0, 0.1),
@@ -205,7 +206,7 @@ class Flat(NamedTuple):
 def flatten(tables: dict) -> Flat:
   ids = sorted(tables)
   rows = [(i, r) for i, case_id in enumerate(ids) for r in tables[case_id]["rows"]]
-  default = dict(aspect=1.0, tissue_bottom=1.0)
+  default = dict(aspect=1.0, tissue_bottom=1.0, elongation=1.0)
   fields = {k: np.array([r.get(k, default.get(k, 0.0)) for _, r in rows], np.float64)
             for k in masses.Candidate._fields if k not in ("mask", "level")}
   for k in ("touches_border", "lateral", "top", "deep", "spans"):

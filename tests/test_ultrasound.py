@@ -173,6 +173,9 @@ def test_mass_candidates_are_each_hierarchy_region_once_and_scores_follow_the_fo
   moved = found._replace(col=0.75)
   d = 0.25 / (0.5 * np.hypot(1.0, 1.0))
   assert masses.mass_score(moved, in_depth, rule) == pytest.approx(expected * np.exp(-4 * d))
+  assert found.elongation == pytest.approx(1.0)         # a square: its axes are equal
+  assert masses.mass_score(found._replace(elongation=4.0), in_depth,
+                           rule._replace(elongation_power=0.5)) == pytest.approx(expected / 2)
   # the factors: each anatomy flag multiplies by its penalty; the depth region and a layer
   # (touching both sides) score 0 under RULE-like penalties
   assert masses.mass_score(found._replace(top=True), 0.0, rule._replace(top_penalty=0.3)) == (

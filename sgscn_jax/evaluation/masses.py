@@ -1,6 +1,6 @@
 """The object step's "mass" rule: a compact hypoechoic mass inside tissue, found among the
 regions of every level of the cluster hierarchy and read with B-mode anatomy (ultrasound
-tumours; docs/OBJECTS.md step 8). Object step version 4 (issue 43).
+tumours; docs/OBJECTS.md step 8). Object step version 5 (issue 43).
 
 A tumour in a B-mode image is rarely one cluster: speckle splits it, and a threshold that
 separates dark from bright tissue also takes fat lobules, the acoustic shadow beneath the
@@ -23,6 +23,7 @@ regions for K clusters), and the image decides its boundary:
 
     score = contrast * solidity^solidity_power * area^area_power
             * exp(-centre_weight * d) * exp(darkness_weight * darkness)
+            * elongation^(-elongation_power)
             * (lateral_penalty if it touches the scan region's left or right edge)
             * (top_penalty     if it touches the scan region's top edge: the skin line)
             * (deep_penalty    if it reaches the tissue's bottom: the scan region's bottom
@@ -38,6 +39,7 @@ regions for K clusters), and the image decides its boundary:
                / std(y)
     darkness = (mean of y over the scan region - mean of y inside) / std(y)
     solidity = area / area of the convex hull of its pixels' squares
+    elongation = sqrt(largest / smallest eigenvalue of its pixels' coordinate covariance)
     area     = the piece's share of the scan region's pixels
     d        = the centroid's distance, over the half-diagonal, from the reference point:
                the middle column, at `reference_row` of the tissue's extent from its top
@@ -75,9 +77,11 @@ from sgscn_jax.evaluation.regions import close_mask, components, fill_holes, ope
 
 class MassRule(NamedTuple):
   """The constants of the mass rule (module docstring). The defaults are `RULE`: the
-  scoring constants chosen on the 60 BUSI images (k-means k = 5 label maps, seed 0) by
-  `studies.ultrasound_rule`; the anatomy's (top, layer and depth exclusions) and the
-  pieces' are fixed (docs/ULTRASOUND.md)."""
+  scoring constants chosen on the 60 BUSI images (k-means k = 5 label maps, key 0) by
+  `studies.ultrasound_rule`'s grid (solidity^1, area^0.5, centre_weight 4, reference row
+  0.35, vertical_weight 1, darkness_weight 1, elongation^-0.5, no lateral, bottom-reaching
+  pieces excluded, tissue-above factor 1); the anatomy's (top, layer and depth exclusions)
+  and the pieces' are fixed (docs/ULTRASOUND.md)."""
   area_power: float = 0.5
   centre_weight: float = 4.0
   lateral_penalty: float = 1.0
@@ -88,10 +92,11 @@ class MassRule(NamedTuple):
   depth_share: float = 0.5
   min_area: float = 0.003
   max_area: float = 0.6
-  solidity_power: float = 2.0
+  solidity_power: float = 1.0
   reference_row: float = 0.35
   vertical_weight: float = 1.0
   darkness_weight: float = 1.0
+  elongation_power: float = 0.5
   # how the candidate pieces are made (`mass_candidates`)
   openings: tuple = (2, 5)
   closing: int = 3
@@ -103,7 +108,8 @@ LEGACY = MassRule(area_power=0.25, centre_weight=4.0, lateral_penalty=0.3, top_p
                   deep_penalty=0.3, above_penalty=1.0, layer_penalty=1.0, depth_share=np.inf,
                   min_area=0.005,
                   solidity_power=2.0, reference_row=0.5, vertical_weight=1.0,
-                  darkness_weight=0.0, openings=(2,), closing=0, side="otsu", refine_band=0)
+                  darkness_weight=0.0, elongation_power=0.0, openings=(2,), closing=0,
+                  side="otsu", refine_band=0)
 RULE = MassRule()
 EDGE = 2
 
@@ -128,6 +134,7 @@ class Candidate(NamedTuple):
   tissue_top: float = 0.0     # the image's tissue extent, rows / height (`Anatomy`)
   tissue_bottom: float = 1.0
   spans: bool = False   # touches both the left and the right edge: a layer
+  elongation: float = 1.0  # major / minor axis of its second moments (>= 1)
 
 
 class Anatomy(NamedTuple):
@@ -206,6 +213,9 @@ def describe_piece(piece: np.ndarray, y: np.ndarray, where: Anatomy, spread: flo
   up = _above_band(p, ring_width) & v
   above = (yb[up].mean() - inside) / max(spread, 1e-12) if up.any() else 0.0
   compact = solidity(p)
+  coords = np.argwhere(p).astype(np.float64)
+  eig = np.linalg.eigvalsh(np.cov(coords.T)) if len(coords) > 2 else np.ones(2)
+  elongation = float(np.sqrt(max(eig[-1], 1e-12) / max(eig[0], 1e-12)))
   area = piece.sum() / max(valid.sum(), 1)
   centre = (np.asarray(piece.shape) - 1) / 2
   centroid = np.argwhere(p).mean(0) + (r0, c0)
@@ -222,7 +232,7 @@ def describe_piece(piece: np.ndarray, y: np.ndarray, where: Anatomy, spread: flo
                     float((centroid[1] + 0.5) / piece.shape[1]),
                     float((where_mean - inside) / max(spread, 1e-12)),
                     float(piece.shape[0] / piece.shape[1]), where.tissue_top,
-                    where.tissue_bottom, spans)
+                    where.tissue_bottom, spans, elongation)
   return found, float(in_depth)
 
 
@@ -247,6 +257,7 @@ def mass_score(c: Candidate, in_depth, rule: MassRule = RULE):
   score = (np.asarray(c.contrast) * np.asarray(c.solidity) ** rule.solidity_power
            * area ** rule.area_power * np.exp(-rule.centre_weight * d)
            * np.exp(rule.darkness_weight * np.asarray(c.darkness))
+           * np.asarray(c.elongation, np.float64) ** -rule.elongation_power
            * np.where(c.lateral, rule.lateral_penalty, 1.0)
            * np.where(c.spans, rule.layer_penalty, 1.0)
            * np.where(c.top, rule.top_penalty, 1.0)

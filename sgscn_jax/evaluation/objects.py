@@ -45,7 +45,8 @@ PROFILES = ("lesion", "lungs", "vessels", "mass")
 # 1: 9758585. 2 (a48194e): the lungs' body is the hull of the largest tissue component.
 # 3 (1196bff): lesions grow into their side's pixels within `rim_band` (step 7).
 # 4 (issue 43): the "mass" profile reads B-mode anatomy and refines its boundary (masses.py).
-VERSION = 4
+# 5 (issue 43): its scoring constants chosen again with elongation in the grid.
+VERSION = 5
 POLARITIES = ("auto", "dark", "bright")
 
 
