@@ -1,6 +1,6 @@
 #!/bin/sh
 # Issue 43: the SGSCN paper's Table 2 methods on both shared ultrasound sources, every
-# protocol, seeds 0-2: seed 0 of both sources first, then SGSCN under the paper's protocol
+# protocol, seeds 0-2: seed 0 of both sources first (BUS_UC, then BUSI), then SGSCN under the paper's protocol
 # (studies/ultrasound_protocol.sh), then seeds 0-2. Resumable: rerun the same script and
 # each finished case is kept (a case whose object was found under another object-step
 # version has its object found again). Run from the repository root:
@@ -17,8 +17,8 @@ bus_uc() {
     --data_dir ../shared/data/ultrasound \
     --noablation --out_dir runs/us43_bus_uc --methods "$METHODS" --seeds "$1"
 }
-busi 0
 bus_uc 0
+busi 0
 sh studies/ultrasound_protocol.sh
 busi 0,1,2
 bus_uc 0,1,2
