@@ -8,8 +8,8 @@ chosen to show each part (frame wedges, calipers, text, depth), each with its sc
 frame dark red, marks yellow outline (calipers green, text orange), depth region blue.
 
 `worst`: per source, the five cases of lowest object DSC in a run folder: the image with
-the ground truth (cyan), the saved object (magenta), the scan region's depth (blue tint),
-caption case id and DSC.
+the ground truth (cyan), the saved object (magenta; `--recompute`: found again from the
+saved label maps with the current object step), the scan region's depth (blue tint).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from scipy import ndimage
 from skimage.transform import resize
 
 from sgscn_jax.data import image_io, scan_region
-from sgscn_jax.data.datasets import list_dataset
+from sgscn_jax.data.datasets import list_dataset, object_prior
+from sgscn_jax.evaluation import metrics, objects
 from sgscn_jax.data.synthetic_ultrasound import scanner_image
 from studies.ultrasound_rule import SOURCES
 
@@ -66,18 +67,43 @@ def region_figures():
   iio.imwrite(OUT / "ultrasound_scan_region_busi.png", _grid(tiles, 4))
 
 
-def worst_figure(pattern: str, title: str, n: int = 5, sources=tuple(SOURCES)):
+def _objects_now(folder: Path, cases, load):
+  """{case: (object DSC, object mask, reason)} from the run's label maps with the current
+  object step (the run's saved objects may be of an older version)."""
+  config = objects.ObjectConfig(**object_prior("ultrasound"))
+  out = {}
+  for case in cases:
+    path = folder / "labels" / f"{case.case_id}.png"
+    if not path.exists():
+      continue
+    record = load(case)
+    found = objects.extract_object(iio.imread(path).astype(np.int64), record.image, config,
+                                   valid=record.extra["valid"])
+    out[case.case_id] = (metrics.dice(found.mask, record.mask, record.extra["valid"]),
+                         found.mask, found.reason)
+  return out
+
+
+def worst_figure(pattern: str, title: str, n: int = 5, sources=tuple(SOURCES),
+                 recompute: bool = False):
   tiles = []
   for source in sources:
     data_dir, mask_pattern = SOURCES[source]
     folder = Path(pattern.format(source=source))
-    rows = list(csv.DictReader(open(folder / "results.csv")))
-    rows.sort(key=lambda r: float(r["object.dice"]))
     cases, load = list_dataset("ultrasound", data_dir, mask_pattern=mask_pattern)
     by_id = {c.case_id: c for c in cases}
+    if recompute:
+      now = _objects_now(folder, cases, load)
+      rows = [{"case_id": k, "object.dice": v[0], "object_reason": v[2]} for k, v in now.items()]
+      print(f"{source}: object DSC {100 * np.mean([r['object.dice'] for r in rows]):.1f} "
+            f"over {len(rows)} cases (object step v{objects.VERSION})")
+    else:
+      rows = list(csv.DictReader(open(folder / "results.csv")))
+    rows.sort(key=lambda r: float(r["object.dice"]))
     for row in rows[:n]:
       record = load(by_id[row["case_id"]])
-      obj = iio.imread(folder / "objects" / f"{row['case_id']}.png") > 0
+      obj = (now[row["case_id"]][1] if recompute
+             else iio.imread(folder / "objects" / f"{row['case_id']}.png") > 0)
       g = record.image[..., 0]
       a = np.repeat(g[..., None], 3, -1).astype(np.float64)
       depth = scan_region.depth_region(ndimage.gaussian_filter(g, 3), record.extra["valid"])
@@ -98,12 +124,15 @@ def main():
   parser.add_argument("pattern", nargs="?", default="runs/us43_{source}/sgscn/seed0")
   parser.add_argument("--title", default="sgscn")
   parser.add_argument("--sources", default=",".join(SOURCES))
+  parser.add_argument("--recompute", action="store_true",
+                      help="objects from the label maps with the current object step")
   args = parser.parse_args()
   OUT.mkdir(parents=True, exist_ok=True)
   if args.what == "region":
     region_figures()
   else:
-    worst_figure(args.pattern, args.title, sources=args.sources.split(","))
+    worst_figure(args.pattern, args.title, sources=args.sources.split(","),
+                 recompute=args.recompute)
 
 
 if __name__ == "__main__":
