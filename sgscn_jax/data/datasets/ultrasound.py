@@ -3,12 +3,15 @@
     <data_dir>/images/<name>.<png|jpg|bmp|...>   grey, stored as grey or as RGB
     <data_dir>/masks/<mask name>                 optional; `mask_pattern` as for "folder"
 
-The layout, mask matching and errors are the "folder" data set's (`folder.list_cases`).
-Each image is read as one grey channel (the mean of its channels). Its scan region
-(`data.scan_region`: the dark frame outside the probe's image, burnt-in text and colour
-markers left out) becomes `extra["valid"]`, like DRIVE's field of view: scores and the
-object step see only the scan region, and the drawn marks are painted over
-(`scan_region.fill_outside`) before the method sees the image.
+The layout, mask matching and errors are the "folder" data set's (`folder.list_cases`;
+names with spaces and parentheses, as BUSI publishes them, match literally, e.g.
+`--mask_pattern '{stem}_mask.png'`). Each image is read as one grey channel (the mean of
+its channels). Its scan region (`data.scan_region`: the dark frame outside the probe's
+image, burnt-in text, scales and logos, calipers and colour markers left out) becomes
+`extra["valid"]`, like DRIVE's field of view: scores and the object step see only the scan
+region, and the drawn marks are painted over (`scan_region.fill_outside`) before the method
+sees the image. The depth region below the last tissue stays in `valid`; the mass rule
+reads it (`evaluation.masses`).
 
 Masks are read at half range (`image_io.read_lossy_mask`: > 127 for 8 bits), not `> 0`:
 masks stored as JPEG carry compression values (1-5 and more) around every edge, and `> 0`
@@ -17,8 +20,8 @@ mask of which more than `SOFT_MASK_WARNING` of the pixels are neither 0 nor the 
 warned about once per mask folder (lossy or soft masks; the half-range reading applies).
 
 The data-set priors (`OBJECT_PRIOR`, `DESPECKLE`) are properties of the modality, set here
-and never per case: a tumour is a compact hypoechoic (dark) mass inside the scan region
-(docs/OBJECTS.md, profile "mass").
+and never per case: a tumour is a compact hypoechoic (dark) mass inside tissue, read with
+B-mode anatomy (docs/OBJECTS.md step 8, profile "mass").
 """
 
 from __future__ import annotations
