@@ -154,16 +154,3 @@ def test_the_skin_line_and_the_subcutaneous_layer_are_never_the_object():
   h = found.mask.shape[0]
   assert not found.mask[: int(0.2 * h)].any() and not (found.mask & scan.parts["depth"]).any()
 
-
-def test_the_rule_takes_under_a_second_on_a_256_px_image():
-  from sgscn_jax.evaluation import masses
-  scan = scanner_image(seed=6, h=208, w=256)
-  rng = np.random.default_rng(0)
-  labels = _parts_labels(scan) * 3 + rng.integers(0, 3, scan.parts["mass"].shape)  # 18 clusters
-  region = _region(scan)
-  image = scan_region.fill_outside(scan_region.grey(scan.image), region.marks)[..., None]
-  from sgscn_jax.evaluation.objects import ObjectConfig, extract_object
-  config = ObjectConfig(profile="mass", polarity="dark")
-  start = time.perf_counter()
-  extract_object(labels, image, config, valid=region.valid)
-  assert time.perf_counter() - start < 1.0 and masses.RULE.refine_band > 0
