@@ -171,6 +171,11 @@ flags.DEFINE_float("time_limit", None, "volume: estimated compute budget per vol
 flags.DEFINE_string("spacing", None, "volume: dz,dy,dx for files that state no voxel size.")
 flags.DEFINE_bool("consistent_labels", True, "volume, slice mode: match labels between slices.")
 flags.DEFINE_integer("slice_axis", 0, "volume, slice mode: the axis of the slices.")
+flags.DEFINE_string("foreground", "none",
+                    "volume: where methods cluster and scores count: none (every voxel), "
+                    "otsu (each volume's own: Otsu, large components, holes filled; "
+                    "docs/VOLUMES.md) or a folder of foreground masks (one per volume, same "
+                    "stem). Outside it the labels are 0.")
 flags.DEFINE_bool("shard", True, "Shard each batch over this process's devices when it has "
                   "several (the batch size is rounded up to a multiple of their count).")
 flags.DEFINE_bool("distributed", False,
@@ -350,9 +355,9 @@ def list_cases():
     return list_dataset(FLAGS.dataset, FLAGS.data_dir, images=FLAGS.images, masks=FLAGS.masks,
                         mask_pattern=FLAGS.mask_pattern, demo_n=FLAGS.demo_n,
                         demo_size=FLAGS.demo_size, seed=FLAGS.seed, limit=FLAGS.limit,
-                        spacing=parse_spacing(FLAGS.spacing))
+                        spacing=parse_spacing(FLAGS.spacing), foreground=FLAGS.foreground)
   except ValueError as e:
-    if "needs --" in str(e):
+    if "needs --" in str(e) or "--foreground" in str(e):
       raise app.UsageError(str(e))
     raise
 
@@ -416,7 +421,8 @@ def run_volumes(method: registry.Method, name: str, config) -> int:
       n_channels=FLAGS.n_channels if FLAGS["n_channels"].present else None,
       memory_limit=FLAGS.memory_limit, time_limit=FLAGS.time_limit,
       consistent=FLAGS.consistent_labels, slice_axis=FLAGS.slice_axis,
-      overlay_rule=FLAGS.selection, objects=objects_from_flags(), overwrite=FLAGS.overwrite)
+      overlay_rule=FLAGS.selection, objects=objects_from_flags(), overwrite=FLAGS.overwrite,
+      foreground=FLAGS.foreground)
   print(f"{len(cases)} volumes -> {options.out_dir}", file=sys.stderr)
   try:
     result = volumes.run_volumes(cases, load, config, options, method=method,

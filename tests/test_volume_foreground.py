@@ -73,3 +73,32 @@ def test_volume_data_set_foreground_property(tmp_path):
   np.testing.assert_array_equal(shipped.extra["valid"], own)
   with pytest.raises(ValueError, match="foreground folder"):
     volume_set.list_cases(tmp_path, foreground="nowhere")
+
+
+def test_runner_clusters_inside_the_foreground(tmp_path):
+  """`experiments.segment --dataset volume --foreground otsu`: the runner hands the foreground
+  to the method (k-means clusters the head's voxels alone, Atropos and JULE take `mask=`),
+  the air is label 0, and a 2D data set refuses the flag in one line."""
+  import subprocess
+  import sys
+
+  import pytest
+  nib = pytest.importorskip("nibabel")
+  volume, head = head_in_air(3, (10, 24, 20))
+  (tmp_path / "images").mkdir()
+  _save_nifti(tmp_path / "images" / "a.nii.gz", volume[..., 0])
+  out = tmp_path / "run"
+  cmd = [sys.executable, "-m", "experiments.segment", "--dataset", "volume",
+         "--data_dir", str(tmp_path), "--method", "kmeans:2", "--foreground", "otsu",
+         "--noobjects", "--out_dir", str(out)]
+  done = subprocess.run(cmd, capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-2000:]
+  labels = np.transpose(np.asarray(nib.load(str(out / "labels" / "a.nii.gz")).dataobj),
+                        (2, 1, 0))
+  mask = foreground.foreground_mask(volume, spacing=(2.0, 1.0, 1.0))
+  assert np.all(labels[~mask] == 0)                  # the air: label 0, no cluster of its own
+  assert set(np.unique(labels[mask])) == {1, 2}      # two clusters, both inside the head
+  bad = subprocess.run(cmd[:3] + ["--dataset", "demo", "--foreground", "otsu", "--out_dir",
+                                  str(tmp_path / "demo")], capture_output=True, text=True)
+  assert bad.returncode == 2
+  assert bad.stderr.strip().splitlines()[-1].startswith("error: --foreground otsu")

@@ -2,7 +2,8 @@
 
     volume file --(peek header: shape, spacing)--> memory plan (every case, before any runs)
       --(read, normalise; area-resample to the plan's working shape)--> working volume
-      --(SGSCN "3d" or "slices", or a baseline on the voxels)--> labels
+      --(SGSCN "3d" or "slices", or a baseline on the voxels; inside the data set's
+         foreground, `extra["valid"]`, where it has one)--> labels
       --(nearest neighbour back to the volume's shape)--> labels/<id>.nii.gz | .tif
          (the input's format and geometry), overlays/<id>.png (three orthogonal slices),
          history/<id>.csv, cases/<id>.json (last: the "done" marker)
@@ -19,11 +20,20 @@ first one starts; a setting that cannot fit refuses the whole run with a
 `memory.MemoryBudgetError` naming settings that would. The plan of each case is logged
 (stderr) and stored in its row. Scores: the metrics of `metrics.all_metrics` for both
 selection rules, HD95 in the unit of the voxel spacing (mm for NIfTI).
+
+The foreground (`data.datasets.volume`: `foreground="otsu"` or a folder of masks; the
+record's `extra["valid"]`, nearest-neighbour to the working grid) reaches the method: 3D
+SGSCN through `volume.segment_volume(..., mask=)`, k-means through
+`volume.masked.kmeans_in_mask`, and any method whose `segment_batch` takes `mask`
+(Atropos, JULE) as that argument; another method clusters every voxel and the voxels
+outside are then given label 0 (`volume.masked.labels_with_outside`). Labels are then 0
+outside and 1..K inside.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import resource
 import sys
 import time
@@ -41,7 +51,7 @@ from sgscn_jax.evaluation.objects import ObjectConfig
 from sgscn_jax.reporting import overlays
 from sgscn_jax.running import case_files, results, runner, scoring
 from sgscn_jax.running.runner import RunResult
-from sgscn_jax.volume import memory
+from sgscn_jax.volume import masked, memory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +75,9 @@ class VolumeOptions:
       None: with it each volume gets `objects/<id>` (same format and geometry as its
       labels) and the `object` protocol's scores.
     overwrite: recompute a folder made with other settings instead of refusing it.
+    foreground: the data set's foreground rule, recorded so that a folder is not resumed
+      under another ("none", "otsu" or the folder of masks; `list_dataset(foreground=)`
+      decides what the records carry).
   """
   out_dir: str
   seed: int = 0
@@ -79,6 +92,7 @@ class VolumeOptions:
   overlay_rule: str = "largest_overlap"
   objects: Optional[ObjectConfig] = None
   overwrite: bool = False
+  foreground: str = "none"
 
   # `running.folder.check_settings`: every other option changes a volume's result (the
   # object too: volumes are not rescored on resume).
@@ -115,19 +129,36 @@ def work_spacing(spacing, shape, work_shape):
   return tuple(float(s) * n / m for s, n, m in zip(spacing, shape, work_shape))
 
 
+def takes_mask(method: registry.Method) -> bool:
+  """Whether `method.segment_batch` takes a foreground `mask=` itself (Atropos, JULE)."""
+  try:
+    return "mask" in inspect.signature(method.segment_batch).parameters
+  except (TypeError, ValueError):
+    return False
+
+
 def run_method(method: registry.Method, key, work: np.ndarray, config, plan: memory.Plan,
-               spacing, options: VolumeOptions):
-  """`method` on one working volume `[D, H, W, C]`; a `Segmentation` (host arrays)."""
+               spacing, options: VolumeOptions, mask: Optional[np.ndarray] = None):
+  """`method` on one working volume `[D, H, W, C]`, inside the foreground `mask`
+  `[D, H, W]` bool where given (module docstring); a `Segmentation` (host arrays)."""
   if method.name == SGSCN:
     config = dataclasses.replace(config, n_channels=plan.n_channels)
-    seg = volume.segment_volume(key, work, config, mode=plan.mode, spacing=spacing,
-                                axis=options.slice_axis, consistent=options.consistent)
-  else:
-    # A host method with spacing (JULE) gets the working volume's voxel size.
-    extra = {"spacing": spacing} if method.host and method.spacing and spacing else {}
-    seg = method.segment_batch(key[None], work[None], config, **extra)
-    seg = jax.tree.map(lambda a: a[0], seg)
-  return jax.device_get(seg)
+    return jax.device_get(volume.segment_volume(
+        key, work, config, mode=plan.mode, spacing=spacing, axis=options.slice_axis,
+        consistent=options.consistent, mask=mask))
+  if mask is not None and method.name == "kmeans":
+    return masked.kmeans_in_mask(key, work, config, mask)
+  # A host method with spacing (JULE) gets the working volume's voxel size.
+  extra = {"spacing": spacing} if method.host and method.spacing and spacing else {}
+  inside = mask is not None and takes_mask(method)
+  if inside:
+    extra["mask"] = mask[None]
+  seg = method.segment_batch(key[None], work[None], config, **extra)
+  seg = jax.device_get(jax.tree.map(lambda a: a[0], seg))
+  if mask is not None and not inside:
+    labels = masked.labels_with_outside(np.asarray(seg.labels), mask)
+    seg = seg._replace(labels=labels, n_labels=np.int32(labels.max() + 1))
+  return seg
 
 
 def _finish(record: Record, case: Case, seg, plan: memory.Plan, work_shape, seconds: float,
@@ -212,8 +243,11 @@ class VolumeDriver:
         work = resize.resize_volume(record.image, plan.work_shape)
         spacing = work_spacing(record.extra.get("spacing"), record.image.shape[:3],
                                plan.work_shape)
+        mask = record.extra.get("valid")
+        if mask is not None:
+          mask = resize.labels_to_volume_shape(np.asarray(mask, bool), plan.work_shape)
         seg = run_method(self.method, runner.case_key(self.options.seed, case.case_id), work,
-                         self.config, plan, spacing, self.options)
+                         self.config, plan, spacing, self.options, mask)
         row = _finish(record, case, seg, plan, plan.work_shape, time.perf_counter() - start,
                       self.options)
       except Exception as e:  # noqa: BLE001 - any bad case is recorded, the run goes on

@@ -97,16 +97,21 @@ def load_record(case: Case) -> Record:
 def list_dataset(name: str, data_dir=None, *, images=None, masks=None,
                  mask_pattern: str = "{stem}.*", demo_n: int = 4,
                  demo_size: int = 128, seed: int = 0, limit: int | None = None,
-                 spacing=None):
+                 spacing=None, foreground: str = "none"):
   """The cases of data set `name` and its `load_case`, from the command line's options.
 
   `data_dir` is needed by every layout but "demo"; "folder", "ultrasound" and "volume" take `images`
   (default: `data_dir`), `masks` and `mask_pattern`; `limit` keeps the first N cases.
+  "volume" also takes `spacing` and `foreground` ("none", "otsu" or a folder of masks:
+  `datasets.volume.list_cases`); another layout refuses a `foreground` other than "none".
 
   Raises:
     ValueError: an unknown layout, a missing folder, or no case found (naming the folder).
   """
   module = get_dataset(name)
+  if foreground != "none" and name != "volume":
+    raise ValueError(f"--foreground {foreground}: only --dataset volume has a foreground "
+                     f"option (2D data sets bring their own valid region)")
   if name == "demo":
     cases = module.list_cases(None, n=demo_n, shape=(demo_size, demo_size), seed=seed)
   elif name in ("folder", "ultrasound", "volume"):
@@ -115,7 +120,7 @@ def list_dataset(name: str, data_dir=None, *, images=None, masks=None,
       raise ValueError(f"--dataset {name} needs --images (or --data_dir)")
     absolute = (lambda p: None if p is None else os.path.abspath(p)) if name == "volume" else (
         lambda p: p)
-    kwargs = {"spacing": spacing} if name == "volume" else {}
+    kwargs = {"spacing": spacing, "foreground": foreground} if name == "volume" else {}
     cases = module.list_cases(absolute(root),
                               images_dir=absolute(images) if (name != "volume" or data_dir)
                               else None,
