@@ -33,5 +33,6 @@ run lr0.05_it50 --lr 0.05 --iterations 50
 run lr0.1_it50 --lr 0.1 --iterations 50
 run lr0.05_it300 --lr 0.05 --iterations 300
 run lr0.1_it300 --lr 0.1 --iterations 300
+# the working size last: it is the slowest and the least likely to matter
 run lr0.1_it300_size128 --lr 0.1 --iterations 300 --size 128
 run lr0.1_it300_native --lr 0.1 --iterations 300 --size native
