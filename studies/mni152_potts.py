@@ -17,6 +17,7 @@ import jax
 from sgscn_jax.data import foreground
 from sgscn_jax.evaluation import metrics, selection
 from sgscn_jax.jule import labelling
+from sgscn_jax.jule.method import JuleConfig
 
 
 def main() -> None:
@@ -26,14 +27,16 @@ def main() -> None:
   parser.add_argument("--betas", default="0,0.3,1")
   args = parser.parse_args()
   from experiments import mni152   # the template, its crop and its brain mask
+  jule = JuleConfig(k=3)           # its final labelling's constants, the embedding left out
   for res in (int(r) for r in args.resolutions.split(",")):
     image, gm, wm, crop, full = mni152.load_template(res, 2)
     mask = mni152.load_mask("brain", res, crop, full)
-    z = 4.0 * foreground.masked_standardise(image, mask)   # JULE's w z, without f
+    z = jule.intensity_weight * foreground.masked_standardise(image, mask)  # w z, no f
     for beta in (float(b) for b in args.betas.split(",")):
       for seed in (int(s) for s in args.seeds.split(",")):
-        labels = labelling.cluster_voxels(jax.random.key(seed), z, 3, 5, 50, mask, beta, 5,
-                                          full.spacing)
+        labels = labelling.cluster_voxels(jax.random.key(seed), z, jule.k,
+                                          jule.kmeans_restarts, jule.kmeans_iterations, mask,
+                                          beta, jule.mrf_iterations, full.spacing)
         gm_d, wm_d = (100 * metrics.dice(labels == selection.largest_overlap_cluster(labels, t), t)
                       for t in (gm, wm))
         print(f"{res} mm, beta {beta:g}, seed {seed}: GM {gm_d:.1f} WM {wm_d:.1f}", flush=True)

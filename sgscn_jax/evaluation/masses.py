@@ -218,7 +218,7 @@ def describe_piece(piece: np.ndarray, y: np.ndarray, where: Anatomy, spread: flo
   elongation = float(np.sqrt(max(eig[-1], 1e-12) / max(eig[0], 1e-12)))
   area = piece.sum() / max(valid.sum(), 1)
   centre = (np.asarray(piece.shape) - 1) / 2
-  centroid = np.argwhere(p).mean(0) + (r0, c0)
+  centroid = coords.mean(0) + (r0, c0)
   d = np.linalg.norm(centroid - centre) / max(np.linalg.norm(centre), 1e-12)
   top = bool((p & where.top[box]).any())
   lateral = bool((p & where.lateral[box]).any())
